@@ -1,0 +1,1 @@
+typedef int csv_reader_placeholder_;

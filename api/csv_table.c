@@ -1,0 +1,1 @@
+typedef int csv_table_placeholder_;

@@ -1,0 +1,1 @@
+typedef int eng_placeholder_;

@@ -1,0 +1,1 @@
+typedef int store_placeholder_;

@@ -1,0 +1,177 @@
+/*
+ * store/store.h — SQLite persistence for mtld: datasets (rows as float32
+ * chunks in BLOBs), tasks, jobs, metrics and checkpoints records.
+ *
+ * One database file (WAL, synchronous=FULL, foreign keys on, busy timeout).
+ * The store never parses JSON: metadata it keeps for the service layer
+ * (dataset columns, task definitions, job specs, results) is opaque text.
+ * Every statement is prepared with bound parameters.
+ *
+ * Threads: a store handle may be used from any thread; calls are serialised
+ * by a mutex inside the handle (one connection). Every write that returns
+ * STORE_OK has been committed durably (the 201 may be sent after it).
+ *
+ * Ownership: structs filled by the store own their strings (malloc'd);
+ * release them with the matching *_clear / *_list_free. Out-parameters are
+ * written only on success.
+ *
+ * Timestamps are RFC 3339 UTC text with milliseconds, e.g.
+ * "2026-12-03T19:31:21.123Z"; NULL when not set.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    STORE_OK = 0,
+    STORE_ENOTFOUND = -1, /* no such row */
+    STORE_EEXISTS = -2,   /* a unique name is taken */
+    STORE_EINUSE = -3,    /* referenced by another row (task uses dataset, ...) */
+    STORE_EIO = -4,       /* SQLite failed (disk, corruption, ...) */
+    STORE_ENOMEM = -5,
+    STORE_EVERSION = -6,  /* the database is newer than this build */
+    STORE_EINVAL = -7,    /* bad argument */
+};
+
+const char *store_strerror(int code);
+
+typedef struct store store;
+
+/* Opens (creating if missing) the database at path and migrates it to the
+ * current schema in one transaction. errbuf (may be NULL) receives a message
+ * on failure. */
+int store_open(const char *path, store **out, char *errbuf, size_t errlen);
+void store_close(store *s); /* NULL is fine */
+
+/* ---- datasets ---------------------------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    char *name;
+    int64_t rows;
+    int cols;
+    char *meta;        /* opaque text owned by the service layer (JSON) */
+    int64_t bytes;     /* bytes of row data stored */
+    char *created_at;
+} store_dataset;
+
+void store_dataset_clear(store_dataset *d);
+void store_dataset_list_free(store_dataset *d, size_t n);
+
+/* Stores a whole dataset: data is row-major [rows][cols] float32, written as
+ * chunks of STORE_CHUNK_ROWS rows, all in one transaction. */
+#define STORE_CHUNK_ROWS 4096
+int store_dataset_create(store *s, const char *name, const char *meta,
+                         int64_t rows, int cols, const float *data, int64_t *id_out);
+int store_dataset_get(store *s, int64_t id, store_dataset *out);
+/* By name, or by decimal id when key is all digits. */
+int store_dataset_find(store *s, const char *key, store_dataset *out);
+int store_dataset_list(store *s, store_dataset **out, size_t *n);
+/* Rows [offset, offset+limit) clipped to the dataset into out (caller holds
+ * limit*cols floats); *n_out = rows written. */
+int store_dataset_read(store *s, int64_t id, int64_t offset, int64_t limit,
+                       float *out, int64_t *n_out);
+/* STORE_EINUSE when a task refers to it. */
+int store_dataset_delete(store *s, int64_t id);
+
+/* ---- tasks -------------------------------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    char *name;
+    int64_t dataset_id; /* 0 for generator tasks */
+    char *def;          /* opaque (JSON) definition */
+    char *created_at;
+} store_task;
+
+void store_task_clear(store_task *t);
+void store_task_list_free(store_task *t, size_t n);
+int store_task_create(store *s, const char *name, int64_t dataset_id, const char *def,
+                      int64_t *id_out);
+int store_task_get(store *s, int64_t id, store_task *out);
+int store_task_find(store *s, const char *key, store_task *out);
+int store_task_list(store *s, store_task **out, size_t *n);
+/* STORE_EINUSE when a queued or running job uses it (jobs record their task
+ * ids through store_job_create's task_ids). */
+int store_task_delete(store *s, int64_t id);
+
+/* ---- jobs --------------------------------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    char *name;
+    char *state;          /* queued | running | succeeded | failed | cancelled */
+    char *spec;           /* opaque (JSON) */
+    int priority;
+    int64_t step, steps;
+    double progress;      /* 0..1 */
+    char *created_at, *started_at, *finished_at;
+    char *error_code, *error_message; /* NULL unless failed */
+    char *results;        /* opaque (JSON) or NULL */
+} store_job;
+
+void store_job_clear(store_job *j);
+void store_job_list_free(store_job *j, size_t n);
+
+/* A new job in state queued. task_ids (n_tasks) are recorded so tasks in use
+ * cannot be deleted. */
+int store_job_create(store *s, const char *name, const char *spec, int priority,
+                     int64_t steps, const int64_t *task_ids, size_t n_tasks, int64_t *id_out);
+int store_job_get(store *s, int64_t id, store_job *out);
+/* state NULL = all; newest first. */
+int store_job_list(store *s, const char *state, store_job **out, size_t *n);
+/* Sets state; "running" sets started_at (if not set), a terminal state sets
+ * finished_at; err_code/err_msg are stored (NULL clears them). */
+int store_job_set_state(store *s, int64_t id, const char *state,
+                        const char *err_code, const char *err_msg);
+int store_job_set_progress(store *s, int64_t id, int64_t step, int64_t steps, double progress);
+int store_job_set_results(store *s, int64_t id, const char *results);
+/* The queued job to run next: highest priority, then oldest. STORE_ENOTFOUND
+ * when none. */
+int store_job_next_queued(store *s, int64_t *id_out);
+/* Marks every running job queued again (after a crash); *n_out = how many. */
+int store_job_requeue_running(store *s, int *n_out);
+/* Deletes the job with its metrics and checkpoint records. */
+int store_job_delete(store *s, int64_t id);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+typedef struct {
+    int64_t step;
+    char *task;   /* task name or "" for job-wide */
+    char *split;  /* "train" | "test" | ... */
+    char *name;   /* "loss", "accuracy", ... */
+    double value; /* may be NaN/Inf: stored as NULL, read back as NaN */
+} store_metric;
+
+void store_metric_list_free(store_metric *m, size_t n);
+/* Appends n metrics in one transaction (the strings are copied). */
+int store_metric_add(store *s, int64_t job_id, const store_metric *m, size_t n);
+/* Metrics with step >= since, ordered by step then insertion. */
+int store_metric_list(store *s, int64_t job_id, int64_t since, store_metric **out, size_t *n);
+/* Deletes metrics with step > step (used when a job resumes from a checkpoint). */
+int store_metric_truncate(store *s, int64_t job_id, int64_t step);
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    int64_t job_id;
+    int64_t step;
+    char *path;      /* absolute file path, written by the service layer */
+    int64_t bytes;
+    char *created_at;
+} store_checkpoint;
+
+void store_checkpoint_clear(store_checkpoint *c);
+void store_checkpoint_list_free(store_checkpoint *c, size_t n);
+int store_checkpoint_add(store *s, int64_t job_id, int64_t step, const char *path,
+                         int64_t bytes, int64_t *id_out);
+/* Oldest first. */
+int store_checkpoint_list(store *s, int64_t job_id, store_checkpoint **out, size_t *n);
+int store_checkpoint_latest(store *s, int64_t job_id, store_checkpoint *out);
+int store_checkpoint_delete(store *s, int64_t id);
+
+#endif
