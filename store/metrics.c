@@ -1,0 +1,192 @@
+/*
+ * store/metrics.c — the time series a job writes while it trains: one row
+ * per (step, task, split, name, value), appended in batches.
+ *
+ * SQLite has no NaN, so a non-finite value (NaN, ±Inf: a diverged loss) is
+ * stored as NULL and read back as NaN — "not a number" is what the client
+ * gets to see either way. A job resumed from a checkpoint first truncates
+ * the metrics written after that checkpoint, so the series never holds two
+ * rows for the same step from different runs.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+
+void store_metric_list_free(store_metric *m, size_t n)
+{
+    size_t i;
+    if (!m)
+        return;
+    for (i = 0; i < n; i++) {
+        free(m[i].task);
+        free(m[i].split);
+        free(m[i].name);
+    }
+    free(m);
+}
+
+static int job_exists(store *s, int64_t job_id)
+{
+    int found = 0;
+    int rc = store__exists(s, "SELECT 1 FROM jobs WHERE id = ?1", job_id, &found);
+    return rc == STORE_OK && !found ? STORE_ENOTFOUND : rc;
+}
+
+static int metric_add_tx(store *s, int64_t job_id, const store_metric *m, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    size_t i;
+    int rc = job_exists(s, job_id);
+    if (rc == STORE_OK)
+        rc = store__prepare(s,
+                            "INSERT INTO metrics(job_id, step, task, split, name, value)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            &st);
+    for (i = 0; rc == STORE_OK && i < n; i++) {
+        rc = store__err(sqlite3_bind_int64(st, 1, job_id));
+        if (rc == STORE_OK)
+            rc = store__err(sqlite3_bind_int64(st, 2, m[i].step));
+        if (rc == STORE_OK)
+            rc = store__bind_text(st, 3, m[i].task ? m[i].task : "");
+        if (rc == STORE_OK)
+            rc = store__bind_text(st, 4, m[i].split);
+        if (rc == STORE_OK)
+            rc = store__bind_text(st, 5, m[i].name);
+        if (rc == STORE_OK)
+            rc = store__err(isfinite(m[i].value) ? sqlite3_bind_double(st, 6, m[i].value)
+                                                 : sqlite3_bind_null(st, 6));
+        if (rc == STORE_OK)
+            rc = store__step_done(st);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* STORE_ENOTFOUND when the job does not exist; STORE_EINVAL when a metric
+ * lacks split or name (task NULL is stored as ""). */
+int store_metric_add(store *s, int64_t job_id, const store_metric *m, size_t n)
+{
+    size_t i;
+    int rc = STORE_EINVAL;
+
+    if (!s || (n && !m))
+        goto fail;
+    for (i = 0; i < n; i++)
+        if (!m[i].split || !m[i].name)
+            goto fail;
+    store__lock(s);
+    rc = store__begin_write(s);
+    if (rc == STORE_OK)
+        rc = store__end(s, metric_add_tx(s, job_id, m, n));
+    store__unlock(s);
+fail:
+    return rc;
+}
+
+static int metric_list_tx(store *s, int64_t job_id, int64_t since, store_metric **out,
+                          size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    store_metric *items = NULL;
+    size_t n = 0, cap = 0;
+    int rc = job_exists(s, job_id);
+
+    if (rc == STORE_OK)
+        rc = store__prepare(s,
+                            "SELECT step, task, split, name, value FROM metrics"
+                            " WHERE job_id = ?1 AND step >= ?2 ORDER BY step, id",
+                            &st);
+    if (rc == STORE_OK)
+        rc = store__err(sqlite3_bind_int64(st, 1, job_id));
+    if (rc == STORE_OK)
+        rc = store__err(sqlite3_bind_int64(st, 2, since));
+    if (rc != STORE_OK)
+        goto fail;
+    while ((rc = store__step_row(st)) == STORE_OK) {
+        store_metric *m;
+        rc = store__grow((void **)&items, &cap, n, sizeof *items);
+        if (rc != STORE_OK)
+            goto fail;
+        m = &items[n];
+        memset(m, 0, sizeof *m);
+        n++; /* counted now so a half-filled item is freed on failure */
+        m->step = sqlite3_column_int64(st, 0);
+        m->value = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4);
+        rc = store__col_strdup(st, 1, &m->task);
+        if (rc == STORE_OK)
+            rc = store__col_strdup(st, 2, &m->split);
+        if (rc == STORE_OK)
+            rc = store__col_strdup(st, 3, &m->name);
+        if (rc != STORE_OK)
+            goto fail;
+    }
+    if (rc != STORE_ENOTFOUND)
+        goto fail;
+    rc = STORE_OK;
+    *out = items;
+    *n_out = n;
+    items = NULL;
+    n = 0;
+fail:
+    sqlite3_finalize(st);
+    store_metric_list_free(items, n);
+    return rc;
+}
+
+/* STORE_ENOTFOUND when the job does not exist (an existing job with no
+ * metrics gives an empty list). */
+int store_metric_list(store *s, int64_t job_id, int64_t since, store_metric **out, size_t *n)
+{
+    store_metric *items = NULL;
+    size_t count = 0;
+    int rc = STORE_EINVAL;
+    if (!s || !out || !n)
+        goto fail;
+    store__lock(s);
+    rc = store__begin_read(s);
+    if (rc == STORE_OK)
+        rc = store__end(s, metric_list_tx(s, job_id, since, &items, &count));
+    store__unlock(s);
+    if (rc == STORE_OK) {
+        *out = items;
+        *n = count;
+    } else {
+        store_metric_list_free(items, count);
+    }
+fail:
+    return rc;
+}
+
+static int metric_truncate_tx(store *s, int64_t job_id, int64_t step)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = job_exists(s, job_id);
+    if (rc == STORE_OK)
+        rc = store__prepare(s, "DELETE FROM metrics WHERE job_id = ?1 AND step > ?2", &st);
+    if (rc == STORE_OK)
+        rc = store__err(sqlite3_bind_int64(st, 1, job_id));
+    if (rc == STORE_OK)
+        rc = store__err(sqlite3_bind_int64(st, 2, step));
+    if (rc == STORE_OK)
+        rc = store__step_done(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* STORE_ENOTFOUND when the job does not exist. */
+int store_metric_truncate(store *s, int64_t job_id, int64_t step)
+{
+    int rc = STORE_EINVAL;
+    if (!s)
+        goto fail;
+    store__lock(s);
+    rc = store__begin_write(s);
+    if (rc == STORE_OK)
+        rc = store__end(s, metric_truncate_tx(s, job_id, step));
+    store__unlock(s);
+fail:
+    return rc;
+}
