@@ -15,6 +15,9 @@
  * invalid UTF-8, an unterminated quote at end of input, text after a closing
  * quote (`"ab"c`), a field longer than max_field bytes, more than max_fields
  * fields in a record, a NUL byte.
+ * A quote inside an unquoted field (`ab"c`) is kept as text. max_field counts
+ * the bytes of a field's value as stored (quotes unescaped, leading blanks of
+ * an unquoted field not counted, trailing ones counted until trimmed).
  */
 #ifndef CSV_READER_H
 #define CSV_READER_H
@@ -36,7 +39,8 @@ typedef int (*csv_record_fn)(void *ctx, char *const *fields, const size_t *lens,
 
 typedef struct csv_reader csv_reader;
 
-/* New reader; NULL on out of memory. delimiter: ',' ';' or '\t'. */
+/* New reader; NULL on out of memory or a bad argument (delimiter other than
+ * ',' ';' '\t', or a zero limit). delimiter: ',' ';' or '\t'. */
 csv_reader *csv_reader_new(char delimiter, size_t max_field, size_t max_fields,
                            csv_record_fn fn, void *ctx);
 void csv_reader_free(csv_reader *r); /* NULL is fine */
@@ -47,5 +51,18 @@ void csv_reader_free(csv_reader *r); /* NULL is fine */
 int csv_reader_feed(csv_reader *r, const char *buf, size_t len, csv_error *err);
 /* End of input: flushes the last record (which needs no final newline). */
 int csv_reader_finish(csv_reader *r, csv_error *err);
+
+/* Which syntax error made the last feed/finish return -1 (CSV_RERR_NONE if
+ * none), so a caller can map e.g. a too-long field to its own limit error. */
+typedef enum {
+    CSV_RERR_NONE = 0,
+    CSV_RERR_UTF8,            /* invalid or truncated UTF-8 */
+    CSV_RERR_NUL,             /* a NUL byte */
+    CSV_RERR_UNTERMINATED,    /* quoted field still open at end of input */
+    CSV_RERR_AFTER_QUOTE,     /* text after a closing quote */
+    CSV_RERR_FIELD_TOO_LONG,  /* a field longer than max_field bytes */
+    CSV_RERR_TOO_MANY_FIELDS  /* more than max_fields fields in a record */
+} csv_reader_errkind;
+csv_reader_errkind csv_reader_error_kind(const csv_reader *r);
 
 #endif

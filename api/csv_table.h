@@ -6,11 +6,21 @@
  * Built on csv_reader; a pure function of the bytes fed (fuzzable).
  *
  * Numbers: the whole field must match [+-]?(digits[.digits]|.digits)([eE][+-]?digits)?
- * and be finite as float32; so `1,5`, `12abc`, `0x10`, `nan`, `inf` are text.
+ * (so `1,5`, `12abc`, `0x10`, `nan`, `inf`, `1.`, `1e` are text); the value is
+ * what strtod gives, rounded to float32. A number beyond float32 range in a
+ * number column is an error (CSV_ESYNTAX "number out of range").
  * A column whose cells are all numbers is a number column; as soon as one
  * cell is not a number (and not missing), the column is a category column
- * and every cell (numeric-looking ones included, by their original text)
- * becomes a level. Levels are listed in order of first appearance.
+ * and every cell (numeric-looking ones included, by their original text:
+ * "1.0" stays "1.0") becomes a level. Levels are listed in order of first
+ * appearance. A number column with more than max_levels distinct texts
+ * cannot turn into a category column (CSV_ELIMIT if a text cell comes).
+ * Missing: exactly "", "NA", "N/A", "?", "null", "NULL". missing=fill uses
+ * the mean of the column's numbers, or its most frequent level (ties: the
+ * first seen); a column with nothing but missing cells is CSV_EMISSING.
+ * Errors carry a 1-based physical line (of the offending byte for malformed
+ * CSV, else where the record starts) and 1-based column (0 when about a whole
+ * row: a ragged row, max_rows).
  */
 #ifndef CSV_TABLE_H
 #define CSV_TABLE_H
