@@ -1,1 +1,340 @@
-typedef int api_placeholder_;
+/*
+ * api/api_server.c — the libmicrohttpd daemon: listening, the access
+ * handler that every request passes through (route, auth, body limits,
+ * streaming of CSV uploads into the parser), and the completion hook that
+ * frees a request's state.
+ *
+ * A request is handled in three phases, as libmicrohttpd calls us:
+ *  1. headers known: find the route (404/405), check the token (401) and
+ *     the Content-Type (415); set up the body sink;
+ *  2. body chunks: JSON is gathered up to max_json_body (413 beyond);
+ *     CSV is pushed into the csv_table builder chunk by chunk, never
+ *     buffered whole; an error there is remembered and the rest discarded;
+ *  3. end of body: the route's handler runs and queues the one response.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "api/api_internal.h"
+
+static int match(const char *pattern, const char *url, char params[][160])
+{
+    int np = 0;
+    while (*pattern && *url) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            const char *end = strchr(url, '/');
+            size_t n = end ? (size_t)(end - url) : strlen(url);
+            if (n == 0 || n >= 160 || np >= API__MAX_PARAMS)
+                return 0;
+            memcpy(params[np], url, n);
+            params[np][n] = 0;
+            np++;
+            url += n;
+            pattern += 2;
+            continue;
+        }
+        if (*pattern != *url)
+            return 0;
+        pattern++;
+        url++;
+    }
+    return *pattern == 0 && *url == 0;
+}
+
+static void set_err(api__req *r, int status, const char *code, const char *field, const char *msg)
+{
+    if (r->err_status)
+        return; /* keep the first error */
+    r->err_status = status;
+    snprintf(r->err_code, sizeof r->err_code, "%s", code);
+    snprintf(r->err_field, sizeof r->err_field, "%s", field ? field : "");
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
+}
+
+static int content_type_is(struct MHD_Connection *c, const char *want)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return -1;
+    size_t n = strlen(want);
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Phase 1. Returns MHD_YES with *done = 1 if a response was queued. */
+static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, const char *url,
+                             const char *method, api__req *r, int *done)
+{
+    int path_matched = 0;
+    *done = 1;
+    for (size_t i = 0; i < api__n_routes; i++) {
+        char params[API__MAX_PARAMS][160];
+        if (!match(api__routes[i].pattern, url, params))
+            continue;
+        path_matched = 1;
+        if (strcmp(api__routes[i].method, method) != 0)
+            continue;
+        r->route = &api__routes[i];
+        memcpy(r->params, params, sizeof params);
+        break;
+    }
+    if (!r->route) {
+        if (path_matched)
+            return api__reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                                    "%s is not allowed on %s", method, url);
+        return api__reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s %s",
+                                method, url);
+    }
+    if (strcmp(r->route->pattern, "/v1/health") != 0 && !api__authorized(a, c))
+        return api__reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+                                "a valid 'Authorization: Bearer TOKEN' header is required");
+    if (r->route->body == BODY_CSV) {
+        int ok = content_type_is(c, "text/csv");
+        if (ok == 0)
+            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                                    NULL, "the body must be CSV (Content-Type: text/csv)");
+    } else if (r->route->body == BODY_JSON) {
+        if (content_type_is(c, "application/json") == 0)
+            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                                    NULL,
+                                    "the body must be JSON (Content-Type: application/json)");
+    }
+    *done = 0;
+    return MHD_YES;
+}
+
+/* Phase 2: one chunk of body. */
+static void body_chunk(struct api_server *a, api__req *r, const char *data, size_t n)
+{
+    r->received += n;
+    if (r->err_status)
+        return;
+    if (!r->route || r->route->body == BODY_NONE) {
+        if (n)
+            set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", NULL,
+                    "this route takes no request body");
+        return;
+    }
+    if (r->route->body == BODY_CSV) {
+        if (r->received > a->cfg.max_upload) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the upload is larger than the limit of %zu bytes (max_upload)",
+                     a->cfg.max_upload);
+            set_err(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL, msg);
+            return;
+        }
+        csv_error ce = {0};
+        int rc = csv_table_builder_feed(r->csv, data, n, &ce);
+        if (rc != CSV_OK) {
+            char msg[384];
+            if (ce.line > 0 && ce.column > 0 && !strstr(ce.message, "line "))
+                snprintf(msg, sizeof msg, "line %ld, column %ld: %s", ce.line, ce.column,
+                         ce.message);
+            else if (ce.line > 0 && !strstr(ce.message, "line "))
+                snprintf(msg, sizeof msg, "line %ld: %s", ce.line, ce.message);
+            else
+                snprintf(msg, sizeof msg, "%s", ce.message[0] ? ce.message : "cannot parse CSV");
+            int st = rc == CSV_ENOMEM ? MHD_HTTP_SERVICE_UNAVAILABLE
+                     : rc == CSV_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
+                                        : MHD_HTTP_UNPROCESSABLE_CONTENT;
+            set_err(r, st, rc == CSV_ELIMIT ? "too_large" : "invalid_csv", NULL, msg);
+        }
+        return;
+    }
+    if (r->len + n > a->cfg.max_json_body) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the JSON body is larger than the limit of %zu bytes",
+                 a->cfg.max_json_body);
+        set_err(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL, msg);
+        return;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(r->body, cap);
+        if (!nb) {
+            set_err(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", NULL, "out of memory");
+            return;
+        }
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct api_server *a = cls;
+    api__req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = a;
+        *con_cls = r;
+        int done = 0;
+        enum MHD_Result rc = begin(a, c, url, method, r, &done);
+        if (done)
+            return rc;
+        if (r->route->body == BODY_CSV) {
+            csv_options opt = csv_options_default();
+            const char *d = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "delimiter");
+            const char *h = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "header");
+            const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "missing");
+            if (d) {
+                if (!strcmp(d, ",") || !strcmp(d, ";") || !strcmp(d, "\t"))
+                    opt.delimiter = d[0];
+                else if (!strcmp(d, "tab"))
+                    opt.delimiter = '\t';
+                else
+                    set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "delimiter",
+                            "'delimiter' must be ',', ';' or a tab");
+            }
+            if (h) {
+                if (!strcmp(h, "false") || !strcmp(h, "0"))
+                    opt.header = 0;
+                else if (strcmp(h, "true") != 0 && strcmp(h, "1") != 0)
+                    set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "header",
+                            "'header' must be true or false");
+            }
+            if (m) {
+                if (!strcmp(m, "error"))
+                    opt.missing = CSV_MISSING_ERROR;
+                else if (!strcmp(m, "drop"))
+                    opt.missing = CSV_MISSING_DROP;
+                else if (!strcmp(m, "fill"))
+                    opt.missing = CSV_MISSING_FILL;
+                else
+                    set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "missing",
+                            "'missing' must be error, drop or fill");
+            }
+            r->csv = csv_table_builder_new(&opt);
+            if (!r->csv)
+                set_err(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", NULL, "out of memory");
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        body_chunk(a, r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->err_status)
+        return api__reply_error(c, (unsigned)r->err_status, r->err_code, r->err_field, "%s",
+                                r->err_msg);
+    return r->route->fn(c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    api__req *r = *con_cls;
+    if (!r)
+        return;
+    free(r->body);
+    csv_table_builder_free(r->csv);
+    free(r);
+    *con_cls = NULL;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+    char host[128];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof host) {
+        snprintf(err, errlen, "--listen must be HOST:PORT, got '%s'", listen);
+        return -1;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = 0;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535) {
+        snprintf(err, errlen, "--listen port must be 0..65535, got '%s'", colon + 1);
+        return -1;
+    }
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        snprintf(err, errlen, "--listen host must be an IPv4 address, got '%s'", host);
+        return -1;
+    }
+    return 0;
+}
+
+api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
+{
+    struct api_server *a = calloc(1, sizeof *a);
+    struct sockaddr_in sa;
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->svc = s;
+    a->cfg = *cfg;
+    if (cfg->token_file && api__load_tokens(a, cfg->token_file, err, errlen) != 0)
+        goto fail;
+    if (parse_listen(cfg->listen, &sa, err, errlen) != 0)
+        goto fail;
+    int loopback = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+    if (!loopback && a->n_tokens == 0 && !cfg->insecure) {
+        snprintf(err, errlen,
+                 "refusing to listen on %s without --token-file (use --insecure to allow it)",
+                 cfg->listen);
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    a->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 4),
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 256u,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout ? cfg->connection_timeout : 60u,
+        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_END);
+    if (!a->mhd) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                 cfg->listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    char host[64];
+    inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+    snprintf(a->base_url, sizeof a->base_url, "http://%s:%u", host,
+             info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port));
+    return a;
+fail:
+    api__free_tokens(a);
+    free(a);
+    return NULL;
+}
+
+void api_stop(api_server *a)
+{
+    if (!a)
+        return;
+    if (a->mhd)
+        MHD_stop_daemon(a->mhd);
+    api__free_tokens(a);
+    free(a);
+}
+
+const char *api_base_url(const api_server *a)
+{
+    return a->base_url;
+}

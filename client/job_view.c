@@ -174,6 +174,22 @@ int cli_job_print_results(const cli_ctx *ctx, const json_t *results)
                 if (any_reg)
                     number_cell(t, reg_at + k, json_object_get(v, reg_keys[k]));
             }
+            /* The trivial predictor on the same split, right under the task,
+             * so the reader sees at once what the model adds. */
+            const json_t *b = json_object_get(v, "baseline");
+            if (json_is_object(b)) {
+                char label[160];
+                snprintf(label, sizeof label, "  %s", "baseline");
+                cli_table_row(t);
+                cli_table_cell(t, 0, label);
+                cli_table_cell(t, 1, reg ? "mean predictor" : "majority class");
+                for (size_t k = 0; k < 3; k++) {
+                    if (any_cls && !reg)
+                        number_cell(t, cls_at + k, json_object_get(b, cls_keys[k]));
+                    if (any_reg && reg)
+                        number_cell(t, reg_at + k, json_object_get(b, reg_keys[k]));
+                }
+            }
         }
         rc = cli_table_print(ctx, t);
         cli_table_free(t);

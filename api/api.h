@@ -1,0 +1,37 @@
+/*
+ * api/api.h — the HTTP surface of mtld (libmicrohttpd + jansson).
+ *
+ * api turns untrusted bytes into validated requests for the service layer
+ * and the service layer's answers into HTTP responses. Every error body is
+ * {"error":{"code","message","field"?}} and goes through one function
+ * (api__reply_error); service codes map to statuses through one table.
+ */
+#ifndef API_H
+#define API_H
+
+#include <stddef.h>
+
+#include "daemon/svc.h"
+
+typedef struct {
+    const char *listen;        /* "HOST:PORT" (port 0 = any free port) */
+    int listen_fd;             /* an already-listening socket (systemd), or -1 */
+    const char *token_file;    /* NULL = no auth */
+    int insecure;              /* allow non-loopback without tokens */
+    int threads;               /* HTTP threads */
+    size_t max_json_body;      /* bytes */
+    size_t max_upload;         /* bytes of CSV */
+    unsigned max_connections;
+    unsigned connection_timeout; /* seconds */
+} api_config;
+
+typedef struct api_server api_server;
+
+/* Starts listening. On failure returns NULL with the reason in err. */
+api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen);
+/* Stops accepting connections and waits for handlers to finish. */
+void api_stop(api_server *a); /* NULL is fine */
+/* "http://127.0.0.1:40123" — valid until api_stop. */
+const char *api_base_url(const api_server *a);
+
+#endif

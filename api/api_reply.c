@@ -1,0 +1,150 @@
+/*
+ * api/api_reply.c — every response leaves through here. One function writes
+ * error bodies; one table maps service codes to HTTP statuses. NaN never
+ * reaches jansson (it refuses it): the service layer already writes
+ * non-finite numbers as null.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+
+static const struct {
+    int code;
+    unsigned status;
+} status_table[] = {
+    {SVC_EINVAL, MHD_HTTP_UNPROCESSABLE_CONTENT},
+    {SVC_ENOTFOUND, MHD_HTTP_NOT_FOUND},
+    {SVC_EEXISTS, MHD_HTTP_CONFLICT},
+    {SVC_ECONFLICT, MHD_HTTP_CONFLICT},
+    {SVC_EFULL, MHD_HTTP_TOO_MANY_REQUESTS},
+    {SVC_ENOMEM, MHD_HTTP_SERVICE_UNAVAILABLE},
+    {SVC_EIO, MHD_HTTP_INTERNAL_SERVER_ERROR},
+    {SVC_EUNSUPPORTED, MHD_HTTP_UNPROCESSABLE_CONTENT},
+    {SVC_ELIMIT, MHD_HTTP_CONTENT_TOO_LARGE},
+    {SVC_EGONE, MHD_HTTP_NOT_FOUND},
+};
+
+unsigned api__svc_status(int code)
+{
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].code == code)
+            return status_table[i].status;
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                   char *buf, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, buf, &free);
+    if (!resp) {
+        free(buf);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result api__reply_json(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(body);
+    if (!text)
+        return api__reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+                                "cannot encode the response");
+    size_t len = strlen(text);
+    char *withnl = realloc(text, len + 2);
+    if (withnl) {
+        withnl[len] = '\n';
+        withnl[len + 1] = 0;
+        text = withnl;
+        len++;
+    }
+    return send_buffer(c, status, "application/json", text, len);
+}
+
+enum MHD_Result api__reply_error(struct MHD_Connection *c, unsigned status, const char *code,
+                                 const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *err = json_pack("{s:s,s:s}", "code", code, "message", msg);
+    if (err && field && field[0])
+        json_object_set_new(err, "field", json_string(field));
+    json_t *body = json_pack("{s:o}", "error", err);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        /* Out of memory: a fixed body still tells the client what happened. */
+        static const char oom[] =
+            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n";
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    size_t len = strlen(text);
+    char *withnl = realloc(text, len + 2);
+    if (withnl) {
+        withnl[len] = '\n';
+        withnl[len + 1] = 0;
+        text = withnl;
+        len++;
+    }
+    return send_buffer(c, status, "application/json", text, len);
+}
+
+enum MHD_Result api__reply_svc_error(struct MHD_Connection *c, const svc_error *e)
+{
+    return api__reply_error(c, api__svc_status(e->code), svc_code_name(e->code), e->field, "%s",
+                            e->message);
+}
+
+enum MHD_Result api__reply_text(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                char *text)
+{
+    if (!text)
+        return api__reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", NULL,
+                                "out of memory");
+    return send_buffer(c, status, ctype, text, strlen(text));
+}
+
+enum MHD_Result api__reply_empty(struct MHD_Connection *c, unsigned status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+int api__query_int(struct MHD_Connection *c, const char *key, long long dflt, long long max,
+                   long long *out)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    char *end = NULL;
+    long long x = strtoll(v, &end, 10);
+    if (!v[0] || *end || x < 0 || x > max)
+        return -1;
+    *out = x;
+    return 0;
+}

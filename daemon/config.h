@@ -1,0 +1,34 @@
+/*
+ * daemon/config.h — mtld's configuration: one table drives the defaults,
+ * the config file (key = value lines), the command-line flags and --help.
+ * Precedence: defaults < --config FILE < flags.
+ */
+#ifndef MTLD_CONFIG_H
+#define MTLD_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct {
+    char listen[256];
+    char data_dir[2048];
+    char token_file[2048];
+    char ready_file[2048];
+    char config[2048];
+    char log_level[16];
+    long workers;
+    long max_queued;
+    long http_threads;
+    long max_json_body;
+    long max_upload;
+    long max_connections;
+    long connection_timeout;
+    int insecure;
+} mtld_config;
+
+enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
+
+/* Fills cfg from defaults, the config file and argv. CONFIG_EXIT after
+ * printing --help or --version; CONFIG_ERROR with err filled. */
+int mtld_config_load(int argc, char **argv, mtld_config *cfg, char *err, size_t errlen);
+
+#endif

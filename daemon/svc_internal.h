@@ -1,0 +1,130 @@
+/*
+ * daemon/svc_internal.h — what the svc_*.c files share and nothing else sees.
+ *
+ * Lock order: svc.mu is the only svc lock; the store has its own internal
+ * mutex, taken inside store calls. Never call into the store while holding
+ * svc.mu for longer than one short store call (the claim of a job).
+ */
+#ifndef SVC_INTERNAL_H
+#define SVC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "daemon/svc.h"
+#include "engine/mtl.h"
+#include "store/store.h"
+
+#define SVC__MAX_RUNNING 64
+
+/* One running job, visible to cancel and shutdown. */
+typedef struct {
+    int64_t job_id;           /* 0 = free slot */
+    atomic_int cancel;        /* set by svc_job_cancel */
+} svc__running;
+
+struct svc {
+    store *db;
+    char *data_dir;
+    char *ckpt_dir;
+    int n_workers;
+    int max_queued;
+    pthread_t *threads;
+    int started;
+
+    pthread_mutex_t mu;       /* guards: wake, running[] slots (job_id), stopping */
+    pthread_cond_t wake;      /* a job was queued, or stop */
+    int pending;              /* wake-ups not consumed yet */
+    atomic_int stopping;      /* read by runners between steps */
+    svc__running running[SVC__MAX_RUNNING];
+};
+
+/* Signals the workers that a job was queued. */
+void svc__wake(svc *s);
+
+/* Fills e (code, field, printf-style message) and returns code. */
+int svc__fail(svc_error *e, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a store error to an svc error with a message naming what. */
+int svc__store_fail(svc_error *e, int rc, const char *what, const char *key);
+
+/* Names: 1..64 chars of [A-Za-z0-9_.-], starting with a letter (so a name is
+ * never mistaken for a numeric id). */
+int svc__valid_name(const char *name);
+
+/* JSON views of stored rows (new references). */
+json_t *svc__dataset_json(const store_dataset *d, int with_stats);
+json_t *svc__task_json(const store_task *t);
+json_t *svc__job_json(const store_job *j);
+
+/* ---- job specs (svc_spec.c) -------------------------------------------- */
+
+typedef enum {
+    SVC_ALG_MULTITASK = 0,
+    SVC_ALG_MAML, SVC_ALG_FOMAML, SVC_ALG_REPTILE, SVC_ALG_ANIL, SVC_ALG_METASGD,
+    SVC_ALG_PROTONET, SVC_ALG_FINETUNE,
+} svc__algorithm;
+
+typedef struct {
+    char name[65];
+    svc__algorithm algorithm;
+    int n_tasks;
+    struct {
+        char task[65];
+        double weight;
+    } tasks[ENG_MAX_TASKS];
+    int n_trunk;
+    int trunk[ENG_MAX_LAYERS];
+    int n_towers;
+    int towers[ENG_MAX_LAYERS];
+    eng_act activation;
+    double lr, weight_decay, beta1, beta2, eps;
+    int epochs;
+    int batch_size;
+    uint64_t seed;
+    double test_fraction;
+    int priority;
+    int checkpoint_every;
+    int keep_checkpoints;
+} svc__spec;
+
+/* Validates a job spec strictly (unknown keys, types, ranges) and fills *out
+ * with defaults for what is absent. e->field names the key path at fault. */
+int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e);
+const char *svc__algorithm_name(svc__algorithm a);
+
+/* ---- running jobs (svc_runner.c) ---------------------------------------- */
+
+/* Runs job id to an end state (or back to queued when stopping). Never
+ * returns an error: failures are recorded on the job. */
+void svc__run_job(svc *s, int64_t job_id, svc__running *slot);
+
+/* ---- checkpoints (svc_checkpoint.c) ------------------------------------- */
+
+typedef struct {
+    const char *name;   /* tensor name */
+    int rank;
+    int shape[2];
+    const float *data;  /* count elements */
+    size_t count;
+} svc__tensor;
+
+/* Writes a safetensors file atomically (tmp, fsync, rename, fsync dir).
+ * meta: string→string object for __metadata__ (borrowed). */
+int svc__safetensors_write(const char *path, const svc__tensor *t, size_t n, json_t *meta,
+                           int64_t *bytes_out, char *err, size_t errlen);
+
+/* A parsed safetensors file: header (new ref) and the whole file in memory. */
+typedef struct {
+    json_t *header;
+    unsigned char *bytes;
+    size_t size;
+    size_t data_start;
+} svc__safetensors;
+
+int svc__safetensors_read(const char *path, svc__safetensors *out, char *err, size_t errlen);
+/* Copies tensor name (F32, count elements) into dst; -1 if absent or mismatched. */
+int svc__safetensors_get(const svc__safetensors *st, const char *name, float *dst, size_t count);
+void svc__safetensors_clear(svc__safetensors *st);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * daemon/svc_job.c — the job resources: submission (validate the spec and
+ * every task it names, then commit it as queued and wake a worker), views,
+ * cancel, removal, metrics and checkpoint listings.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/svc_internal.h"
+
+static int is_terminal(const char *state)
+{
+    return !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
+}
+
+json_t *svc__job_json(const store_job *j)
+{
+    json_t *o = json_object();
+    json_t *spec = json_loads(j->spec ? j->spec : "{}", 0, NULL);
+    json_object_set_new(o, "id", json_integer(j->id));
+    json_object_set_new(o, "name", json_string(j->name ? j->name : ""));
+    json_t *alg = json_object_get(spec, "algorithm");
+    json_object_set_new(o, "algorithm", json_string(json_is_string(alg) ? json_string_value(alg) : ""));
+    json_object_set_new(o, "state", json_string(j->state));
+    json_object_set_new(o, "priority", json_integer(j->priority));
+    json_object_set_new(o, "progress", json_real(j->progress));
+    json_object_set_new(o, "step", json_integer(j->step));
+    json_object_set_new(o, "steps", json_integer(j->steps));
+    json_object_set_new(o, "created_at", j->created_at ? json_string(j->created_at) : json_null());
+    json_object_set_new(o, "started_at", j->started_at ? json_string(j->started_at) : json_null());
+    json_object_set_new(o, "finished_at",
+                        j->finished_at ? json_string(j->finished_at) : json_null());
+    if (j->error_code)
+        json_object_set_new(o, "error",
+                            json_pack("{s:s,s:s}", "code", j->error_code, "message",
+                                      j->error_message ? j->error_message : ""));
+    if (j->results) {
+        json_t *r = json_loads(j->results, 0, NULL);
+        if (r)
+            json_object_set_new(o, "results", r);
+    }
+    if (spec)
+        json_object_set_new(o, "spec", spec);
+    return o;
+}
+
+static int find_job(svc *s, const char *key, store_job *out, svc_error *e)
+{
+    char *end = NULL;
+    long long id = strtoll(key, &end, 10);
+    if (!key[0] || *end || id <= 0)
+        return svc__fail(e, SVC_ENOTFOUND, NULL, "no job '%s': job ids are positive integers",
+                         key);
+    int rc = store_job_get(s->db, id, out);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "job", key);
+    return SVC_OK;
+}
+
+int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
+{
+    svc__spec sp;
+    int64_t task_ids[ENG_MAX_TASKS];
+    int64_t dataset_id = -1;
+    int rc = svc__spec_parse(spec, &sp, e);
+    if (rc != SVC_OK)
+        return rc;
+    for (int i = 0; i < sp.n_tasks; i++) {
+        store_task t = {0};
+        char field[32];
+        snprintf(field, sizeof field, "tasks[%d]", i);
+        rc = store_task_find(s->db, sp.tasks[i].task, &t);
+        if (rc == STORE_ENOTFOUND)
+            return svc__fail(e, SVC_EINVAL, field, "no task '%s'", sp.tasks[i].task);
+        if (rc != STORE_OK)
+            return svc__store_fail(e, rc, "task", sp.tasks[i].task);
+        task_ids[i] = t.id;
+        int64_t ds = t.dataset_id;
+        store_task_clear(&t);
+        if (ds == 0) {
+            return svc__fail(e, SVC_EUNSUPPORTED, field,
+                             "task '%s' is a generator task: generator tasks serve meta-learning, "
+                             "which is not available in this build yet", sp.tasks[i].task);
+        }
+        if (dataset_id >= 0 && ds != dataset_id)
+            return svc__fail(e, SVC_EUNSUPPORTED, field,
+                             "the tasks of a multitask job must share one dataset in this build "
+                             "(task '%s' uses another)", sp.tasks[i].task);
+        dataset_id = ds;
+        for (int j = 0; j < i; j++)
+            if (task_ids[j] == task_ids[i])
+                return svc__fail(e, SVC_EINVAL, field, "task '%s' is listed twice",
+                                 sp.tasks[i].task);
+    }
+    if (s->max_queued > 0) {
+        svc_counts c;
+        if (svc_job_counts(s, &c) == SVC_OK && c.queued >= s->max_queued)
+            return svc__fail(e, SVC_EFULL, NULL, "the queue holds %d jobs already (--max-queued)",
+                             c.queued);
+    }
+    char *text = json_dumps(spec, JSON_COMPACT);
+    if (!text)
+        return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+    int64_t id = 0;
+    rc = store_job_create(s->db, sp.name, text, sp.priority, 0, task_ids, (size_t)sp.n_tasks, &id);
+    free(text);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "job", sp.name);
+    svc__wake(s);
+    *out = json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "queued");
+    return SVC_OK;
+}
+
+int svc_job_list(svc *s, const char *state, json_t **out, svc_error *e)
+{
+    static const char *const states[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+    if (state) {
+        int ok = 0;
+        for (int i = 0; i < 5; i++)
+            ok |= strcmp(state, states[i]) == 0;
+        if (!ok)
+            return svc__fail(e, SVC_EINVAL, "state",
+                             "'state' must be one of queued, running, succeeded, failed, cancelled");
+    }
+    store_job *jobs = NULL;
+    size_t n = 0;
+    int rc = store_job_list(s->db, state, &jobs, &n);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "job", "");
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = svc__job_json(&jobs[i]);
+        json_object_del(j, "spec");
+        json_array_append_new(arr, j);
+    }
+    store_job_list_free(jobs, n);
+    *out = json_pack("{s:o,s:I}", "jobs", arr, "total", (json_int_t)n);
+    return SVC_OK;
+}
+
+int svc_job_get(svc *s, const char *key, json_t **out, svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    *out = svc__job_json(&j);
+    store_job_clear(&j);
+    return SVC_OK;
+}
+
+int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    int64_t id = j.id;
+    store_job_clear(&j);
+    /* Under svc.mu no worker can claim the job between our read and write. */
+    pthread_mutex_lock(&s->mu);
+    rc = store_job_get(s->db, id, &j);
+    if (rc == STORE_OK) {
+        if (!strcmp(j.state, "queued")) {
+            rc = store_job_set_state(s->db, id, "cancelled", NULL, NULL);
+        } else if (!strcmp(j.state, "running")) {
+            for (int i = 0; i < SVC__MAX_RUNNING; i++)
+                if (s->running[i].job_id == id)
+                    atomic_store(&s->running[i].cancel, 1);
+        } else {
+            rc = 1; /* already finished */
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 1) {
+        rc = svc__fail(e, SVC_ECONFLICT, NULL, "job %s has already finished (%s)", key, j.state);
+        store_job_clear(&j);
+        return rc;
+    }
+    store_job_clear(&j);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "job", key);
+    return svc_job_get(s, key, out, e);
+}
+
+int svc_job_delete(svc *s, const char *key, svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    if (!is_terminal(j.state)) {
+        rc = svc__fail(e, SVC_ECONFLICT, NULL, "job %s is %s: cancel it first", key, j.state);
+        store_job_clear(&j);
+        return rc;
+    }
+    store_checkpoint *cs = NULL;
+    size_t n = 0;
+    if (store_checkpoint_list(s->db, j.id, &cs, &n) == STORE_OK) {
+        for (size_t i = 0; i < n; i++)
+            unlink(cs[i].path);
+        store_checkpoint_list_free(cs, n);
+    }
+    rc = store_job_delete(s->db, j.id);
+    store_job_clear(&j);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "job", key);
+    return SVC_OK;
+}
+
+int svc_job_metrics(svc *s, const char *key, int64_t since, json_t **out, svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    store_metric *m = NULL;
+    size_t n = 0;
+    rc = store_metric_list(s->db, j.id, since, &m, &n);
+    store_job_clear(&j);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "metrics of job", key);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:o}", "step", (json_int_t)m[i].step,
+                                             "task", m[i].task, "split", m[i].split, "name",
+                                             m[i].name,
+                                             "value", isfinite(m[i].value) ? json_real(m[i].value)
+                                                                           : json_null()));
+    store_metric_list_free(m, n);
+    *out = json_pack("{s:o}", "metrics", arr);
+    return SVC_OK;
+}
+
+int svc_job_checkpoints(svc *s, const char *key, json_t **out, svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    store_checkpoint *cs = NULL;
+    size_t n = 0;
+    rc = store_checkpoint_list(s->db, j.id, &cs, &n);
+    store_job_clear(&j);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "checkpoints of job", key);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:I,s:I,s:I,s:s}", "id", (json_int_t)cs[i].id,
+                                             "step", (json_int_t)cs[i].step, "bytes",
+                                             (json_int_t)cs[i].bytes, "created_at",
+                                             cs[i].created_at ? cs[i].created_at : ""));
+    store_checkpoint_list_free(cs, n);
+    *out = json_pack("{s:o}", "checkpoints", arr);
+    return SVC_OK;
+}
+
+int svc_job_checkpoint_file(svc *s, const char *key, char *path, size_t pathlen, int64_t *bytes,
+                            svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    store_checkpoint c = {0};
+    rc = store_checkpoint_latest(s->db, j.id, &c);
+    store_job_clear(&j);
+    if (rc == STORE_ENOTFOUND)
+        return svc__fail(e, SVC_EGONE, NULL, "job %s has no checkpoint yet", key);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "checkpoint of job", key);
+    snprintf(path, pathlen, "%s", c.path);
+    *bytes = c.bytes;
+    store_checkpoint_clear(&c);
+    return SVC_OK;
+}

@@ -1,0 +1,345 @@
+/*
+ * daemon/svc_jobdata.c — assembles a job's training data (see svc_jobdata.h).
+ *
+ * Why the inputs are the union of the tasks' features minus all targets: in
+ * hard parameter sharing every task reads the same trunk input, and a target
+ * of one task must never leak into the input of another (predicting salary
+ * from remote while predicting remote from salary would be cheating).
+ *
+ * The split is made once per job, stratified on the first classification
+ * task so an imbalanced class keeps its share in the test split, and is a
+ * function of the seed only: the same spec gives the same split.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/svc_jobdata.h"
+#include "engine/prep.h"
+
+#define MAX_CLASSES 1000
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static int col_index(json_t *cols, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(cols, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Classification targets from a number column: classes are the distinct
+ * values in ascending order; labels are their shortest exact text. */
+static int numeric_classes(const float *data, size_t rows, int cols, int c, svc__jd_task *t,
+                           svc_error *e)
+{
+    float *v = malloc(rows * sizeof *v);
+    if (!v)
+        return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+    for (size_t r = 0; r < rows; r++)
+        v[r] = data[r * (size_t)cols + (size_t)c];
+    qsort(v, rows, sizeof *v, cmp_float);
+    size_t k = 0;
+    for (size_t r = 0; r < rows; r++)
+        if (r == 0 || v[r] != v[k - 1])
+            v[k++] = v[r];
+    if (k > MAX_CLASSES) {
+        free(v);
+        return svc__fail(e, SVC_EINVAL, "tasks",
+                         "task '%s': target has %zu distinct values, more than %d classes", t->name,
+                         k, MAX_CLASSES);
+    }
+    t->n_classes = (int)k;
+    t->labels = calloc(k, sizeof *t->labels);
+    if (!t->labels) {
+        free(v);
+        return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < k; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.9g", (double)v[i]);
+        t->labels[i] = strdup(buf);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float x = data[r * (size_t)cols + (size_t)c];
+        float *hit = bsearch(&x, v, k, sizeof *v, cmp_float);
+        t->y[r] = (float)(hit - v);
+    }
+    free(v);
+    return SVC_OK;
+}
+
+int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *e)
+{
+    memset(jd, 0, sizeof *jd);
+    store_task st[ENG_MAX_TASKS];
+    json_t *defs[ENG_MAX_TASKS] = {0};
+    store_dataset d = {0};
+    json_t *meta = NULL;
+    float *data = NULL;
+    int *strata = NULL;
+    int *target_col = NULL, *use_col = NULL;
+    int rc = SVC_OK;
+    memset(st, 0, sizeof st);
+
+    for (int i = 0; i < sp->n_tasks; i++) {
+        int src = store_task_find(s->db, sp->tasks[i].task, &st[i]);
+        if (src != STORE_OK) {
+            rc = svc__store_fail(e, src, "task", sp->tasks[i].task);
+            goto done;
+        }
+        defs[i] = json_loads(st[i].def, 0, NULL);
+        if (!defs[i]) {
+            rc = svc__fail(e, SVC_EIO, NULL, "task '%s' has an unreadable definition", st[i].name);
+            goto done;
+        }
+    }
+    int src = store_dataset_get(s->db, st[0].dataset_id, &d);
+    if (src != STORE_OK) {
+        rc = svc__store_fail(e, src, "dataset of task", st[0].name);
+        goto done;
+    }
+    meta = json_loads(d.meta, 0, NULL);
+    json_t *cols = json_object_get(meta, "columns");
+    size_t rows = (size_t)d.rows;
+    int ncols = d.cols;
+    if (!cols || (int)json_array_size(cols) != ncols || rows == 0) {
+        rc = svc__fail(e, SVC_EIO, NULL, "dataset '%s' has unreadable metadata", d.name);
+        goto done;
+    }
+    data = malloc(rows * (size_t)ncols * sizeof *data);
+    target_col = calloc((size_t)ncols, sizeof *target_col);
+    use_col = calloc((size_t)ncols, sizeof *use_col);
+    if (!data || !target_col || !use_col) {
+        rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory loading dataset '%s'", d.name);
+        goto done;
+    }
+    int64_t got = 0;
+    src = store_dataset_read(s->db, d.id, 0, d.rows, data, &got);
+    if (src != STORE_OK || (size_t)got != rows) {
+        rc = svc__store_fail(e, src != STORE_OK ? src : STORE_EIO, "dataset", d.name);
+        goto done;
+    }
+
+    /* Targets, and which columns feed the input. */
+    jd->n_tasks = sp->n_tasks;
+    jd->n_rows = rows;
+    for (int i = 0; i < sp->n_tasks; i++) {
+        int c = col_index(cols, json_string_value(json_object_get(defs[i], "target")));
+        if (c < 0) {
+            rc = svc__fail(e, SVC_EIO, NULL, "task '%s': target column is gone", st[i].name);
+            goto done;
+        }
+        target_col[c] = 1;
+        size_t fi;
+        json_t *f;
+        json_array_foreach(json_object_get(defs[i], "features"), fi, f)
+        {
+            int fc = col_index(cols, json_string_value(f));
+            if (fc >= 0)
+                use_col[fc] = 1;
+        }
+        svc__jd_task *t = &jd->task[i];
+        snprintf(t->name, sizeof t->name, "%s", st[i].name);
+        t->lambda = sp->tasks[i].weight;
+        t->classification =
+            strcmp(json_string_value(json_object_get(defs[i], "kind")), "classification") == 0;
+        t->y = malloc(rows * sizeof *t->y);
+        if (!t->y) {
+            rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+        json_t *levels = json_object_get(json_array_get(cols, (size_t)c), "levels");
+        if (t->classification && levels) {
+            t->n_classes = (int)json_array_size(levels);
+            t->labels = calloc((size_t)t->n_classes, sizeof *t->labels);
+            if (!t->labels) {
+                rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+                goto done;
+            }
+            for (int l = 0; l < t->n_classes; l++)
+                t->labels[l] = strdup(json_string_value(json_array_get(levels, (size_t)l)));
+            for (size_t r = 0; r < rows; r++)
+                t->y[r] = data[r * (size_t)ncols + (size_t)c];
+        } else if (t->classification) {
+            if ((rc = numeric_classes(data, rows, ncols, c, t, e)) != SVC_OK)
+                goto done;
+        } else {
+            for (size_t r = 0; r < rows; r++)
+                t->y[r] = data[r * (size_t)ncols + (size_t)c];
+        }
+        if (t->classification && t->n_classes < 2) {
+            rc = svc__fail(e, SVC_EINVAL, "tasks", "task '%s': the target has only one class",
+                           t->name);
+            goto done;
+        }
+    }
+
+    /* Inputs: used columns minus targets, one-hot for categories. */
+    jd->input_names = json_array();
+    int n_in = 0;
+    for (int c = 0; c < ncols; c++) {
+        if (!use_col[c] || target_col[c])
+            continue;
+        json_t *col = json_array_get(cols, (size_t)c);
+        json_t *levels = json_object_get(col, "levels");
+        const char *cn = json_string_value(json_object_get(col, "name"));
+        if (levels) {
+            for (size_t l = 0; l < json_array_size(levels); l++) {
+                char buf[300];
+                snprintf(buf, sizeof buf, "%s=%s", cn,
+                         json_string_value(json_array_get(levels, l)));
+                json_array_append_new(jd->input_names, json_string(buf));
+            }
+            n_in += (int)json_array_size(levels);
+        } else {
+            json_array_append_new(jd->input_names, json_string(cn));
+            n_in++;
+        }
+    }
+    if (n_in == 0) {
+        rc = svc__fail(e, SVC_EINVAL, "tasks",
+                       "no input columns left once every target of the job is removed");
+        goto done;
+    }
+    jd->n_in = n_in;
+    jd->x = calloc(rows * (size_t)n_in, sizeof *jd->x);
+    jd->x_mean = calloc((size_t)n_in, sizeof *jd->x_mean);
+    jd->x_std = calloc((size_t)n_in, sizeof *jd->x_std);
+    jd->train = malloc(rows * sizeof *jd->train);
+    jd->test = malloc(rows * sizeof *jd->test);
+    strata = malloc(rows * sizeof *strata);
+    if (!jd->x || !jd->x_mean || !jd->x_std || !jd->train || !jd->test || !strata) {
+        rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory building inputs");
+        goto done;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float *dst = jd->x + r * (size_t)n_in;
+        const float *srcrow = data + r * (size_t)ncols;
+        int k = 0;
+        for (int c = 0; c < ncols; c++) {
+            if (!use_col[c] || target_col[c])
+                continue;
+            json_t *levels = json_object_get(json_array_get(cols, (size_t)c), "levels");
+            if (levels) {
+                size_t nl = json_array_size(levels);
+                size_t li = (size_t)srcrow[c];
+                if (li < nl)
+                    dst[k + (int)li] = 1.0f;
+                k += (int)nl;
+            } else {
+                dst[k++] = srcrow[c];
+            }
+        }
+    }
+
+    /* Split, stratified on the first classification task. */
+    int strat_task = -1;
+    for (int i = 0; i < jd->n_tasks && strat_task < 0; i++)
+        if (jd->task[i].classification)
+            strat_task = i;
+    if (strat_task >= 0)
+        for (size_t r = 0; r < rows; r++)
+            strata[r] = (int)jd->task[strat_task].y[r];
+    eng_rng rng;
+    eng_rng_seed(&rng, sp->seed ^ 0x5eed5917ULL);
+    if (eng_split(strat_task >= 0 ? strata : NULL,
+                  strat_task >= 0 ? jd->task[strat_task].n_classes : 1, rows, sp->test_fraction,
+                  &rng, jd->train, &jd->n_train, jd->test, &jd->n_test) != ENG_OK ||
+        jd->n_train == 0 || jd->n_test == 0) {
+        rc = svc__fail(e, SVC_EINVAL, "test_fraction",
+                       "cannot split %zu rows into train and test with test_fraction %g", rows,
+                       sp->test_fraction);
+        goto done;
+    }
+
+    /* Standardise inputs and regression targets with training statistics. */
+    eng_standardize_fit(jd->x, (size_t)n_in, jd->train, jd->n_train, jd->x_mean, jd->x_std);
+    eng_standardize_apply(jd->x, rows, (size_t)n_in, jd->x_mean, jd->x_std);
+    for (int i = 0; i < jd->n_tasks; i++) {
+        svc__jd_task *t = &jd->task[i];
+        if (t->classification) {
+            size_t *count = calloc((size_t)t->n_classes, sizeof *count);
+            if (!count) {
+                rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+                goto done;
+            }
+            for (size_t k = 0; k < jd->n_train; k++)
+                count[(int)t->y[jd->train[k]]]++;
+            if (json_object_get(defs[i], "class_weight")) {
+                t->class_weight = malloc((size_t)t->n_classes * sizeof *t->class_weight);
+                if (!t->class_weight) {
+                    free(count);
+                    rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+                    goto done;
+                }
+                /* "balanced" as in scikit-learn: n / (k * n_c). */
+                for (int c = 0; c < t->n_classes; c++)
+                    t->class_weight[c] =
+                        count[c] ? (float)((double)jd->n_train / ((double)t->n_classes * (double)count[c]))
+                                 : 0.0f;
+            }
+            free(count);
+        } else {
+            double sum = 0, sq = 0;
+            for (size_t k = 0; k < jd->n_train; k++)
+                sum += t->y[jd->train[k]];
+            t->y_mean = sum / (double)jd->n_train;
+            for (size_t k = 0; k < jd->n_train; k++) {
+                double dv = t->y[jd->train[k]] - t->y_mean;
+                sq += dv * dv;
+            }
+            t->y_std = sqrt(sq / (double)jd->n_train);
+            if (t->y_std < 1e-12)
+                t->y_std = 1;
+            for (size_t r = 0; r < rows; r++)
+                t->y[r] = (float)((t->y[r] - t->y_mean) / t->y_std);
+        }
+    }
+done:
+    for (int i = 0; i < sp->n_tasks; i++) {
+        store_task_clear(&st[i]);
+        json_decref(defs[i]);
+    }
+    store_dataset_clear(&d);
+    json_decref(meta);
+    free(data);
+    free(strata);
+    free(target_col);
+    free(use_col);
+    if (rc != SVC_OK)
+        svc__jobdata_clear(jd);
+    return rc;
+}
+
+void svc__jobdata_clear(svc__jobdata *jd)
+{
+    if (!jd)
+        return;
+    for (int i = 0; i < jd->n_tasks; i++) {
+        svc__jd_task *t = &jd->task[i];
+        if (t->labels)
+            for (int l = 0; l < t->n_classes; l++)
+                free(t->labels[l]);
+        free(t->labels);
+        free(t->y);
+        free(t->class_weight);
+    }
+    free(jd->x);
+    free(jd->x_mean);
+    free(jd->x_std);
+    free(jd->train);
+    free(jd->test);
+    json_decref(jd->input_names);
+    memset(jd, 0, sizeof *jd);
+}

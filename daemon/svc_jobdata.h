@@ -1,0 +1,39 @@
+/*
+ * daemon/svc_jobdata.h — the training data of one job, assembled from its
+ * tasks and their dataset: the input matrix (features minus every target of
+ * the job, categories one-hot), per-task targets, the split, and the
+ * statistics needed to map inputs and outputs (standardisation, labels).
+ */
+#ifndef SVC_JOBDATA_H
+#define SVC_JOBDATA_H
+
+#include "daemon/svc_internal.h"
+
+typedef struct {
+    char name[65];
+    int classification;     /* else regression */
+    int n_classes;          /* classification */
+    char **labels;          /* [n_classes] original label texts */
+    float *y;               /* [n_rows] class index or standardised target */
+    double y_mean, y_std;   /* regression: original = y * y_std + y_mean */
+    float *class_weight;    /* [n_classes] or NULL */
+    double lambda;          /* static task weight */
+} svc__jd_task;
+
+typedef struct {
+    size_t n_rows;
+    int n_in;
+    float *x;               /* [n_rows][n_in], standardised with training statistics */
+    json_t *input_names;    /* array of strings, one per input ("col" or "col=level") */
+    double *x_mean, *x_std; /* [n_in] */
+    int n_tasks;
+    svc__jd_task task[ENG_MAX_TASKS];
+    uint32_t *train, *test;
+    size_t n_train, n_test;
+} svc__jobdata;
+
+/* Builds the data for spec (already validated). Errors name what is wrong. */
+int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *e);
+void svc__jobdata_clear(svc__jobdata *jd);
+
+#endif

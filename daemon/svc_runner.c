@@ -1,0 +1,602 @@
+/*
+ * daemon/svc_runner.c — runs one multi-task job from queued to an end state.
+ *
+ * The training loop is built so that a job stopped at any checkpoint and
+ * resumed later ends bit-identical to one that never stopped:
+ *  - the order of rows in epoch k is a pure function of (seed, k), so a
+ *    resumed job recomputes the permutation of its current epoch instead of
+ *    needing the RNG's history;
+ *  - a checkpoint holds the weights, both Adam moments, the step, and the
+ *    running sums of the epoch's training loss (as exact hex floats);
+ *  - metrics recorded after the checkpoint's step are discarded on resume,
+ *    so the series has no duplicated or missing step.
+ * Everything the loop touches is allocated before it starts: a step only
+ * copies a batch into preallocated buffers and calls the engine.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/svc_jobdata.h"
+#include "engine/metrics.h"
+#include "engine/optim.h"
+
+typedef struct {
+    svc *s;
+    int64_t job_id;
+    svc__running *slot;
+    svc__spec sp;
+    svc__jobdata jd;
+    eng_mtl *model;
+    float *m, *v;          /* Adam moments */
+    float *xb;             /* [batch][n_in] */
+    float *yb[ENG_MAX_TASKS];
+    uint32_t *perm;        /* the current epoch's row order */
+    long perm_epoch;
+    size_t spe;            /* steps per epoch */
+    int64_t total;         /* total steps */
+    int64_t step;          /* steps done */
+    double epoch_loss[ENG_MAX_TASKS];
+    int64_t epoch_batches;
+    int64_t last_ckpt;
+} run;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void epoch_perm(run *r, long epoch)
+{
+    if (r->perm_epoch == epoch)
+        return;
+    eng_rng rng;
+    /* splitmix-style mix so neighbouring epochs get unrelated streams */
+    uint64_t z = r->sp.seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(epoch + 1);
+    eng_rng_seed(&rng, z);
+    memcpy(r->perm, r->jd.train, r->jd.n_train * sizeof *r->perm);
+    eng_rng_shuffle(&rng, r->perm, r->jd.n_train);
+    r->perm_epoch = epoch;
+}
+
+static eng_mtl_spec model_spec(const svc__spec *sp, const svc__jobdata *jd)
+{
+    eng_mtl_spec ms;
+    memset(&ms, 0, sizeof ms);
+    ms.n_in = jd->n_in;
+    ms.n_trunk = sp->n_trunk;
+    memcpy(ms.trunk, sp->trunk, sizeof ms.trunk);
+    ms.act = sp->activation;
+    ms.n_tasks = jd->n_tasks;
+    for (int t = 0; t < jd->n_tasks; t++) {
+        ms.task[t].kind = jd->task[t].classification ? ENG_HEAD_CLASSIFICATION : ENG_HEAD_REGRESSION;
+        ms.task[t].n_out = jd->task[t].classification ? jd->task[t].n_classes : 1;
+        ms.task[t].n_tower = sp->n_towers;
+        memcpy(ms.task[t].tower, sp->towers, sizeof ms.task[t].tower);
+    }
+    return ms;
+}
+
+/* Per-task evaluation on a split: fills metrics into obj (new keys). */
+typedef struct {
+    double loss, accuracy, macro_f1, mse, mae, r2;
+    double base_accuracy, base_macro_f1, base_mse, base_mae, base_r2;
+} task_eval;
+
+static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
+{
+    svc__jobdata *jd = &r->jd;
+    int B = r->sp.batch_size, rc = SVC_OK;
+    int *truth[ENG_MAX_TASKS] = {0}, *pred[ENG_MAX_TASKS] = {0};
+    double *yt[ENG_MAX_TASKS] = {0}, *yp[ENG_MAX_TASKS] = {0};
+    size_t *scratch = NULL;
+    int kmax = 2;
+    for (int t = 0; t < jd->n_tasks; t++) {
+        memset(&out[t], 0, sizeof out[t]);
+        if (jd->task[t].classification) {
+            truth[t] = malloc(n * sizeof(int));
+            pred[t] = malloc(n * sizeof(int));
+            if (!truth[t] || !pred[t])
+                rc = SVC_ENOMEM;
+            if (jd->task[t].n_classes > kmax)
+                kmax = jd->task[t].n_classes;
+        } else {
+            yt[t] = malloc(n * sizeof(double));
+            yp[t] = malloc(n * sizeof(double));
+            if (!yt[t] || !yp[t])
+                rc = SVC_ENOMEM;
+        }
+    }
+    scratch = malloc(3 * (size_t)kmax * sizeof *scratch);
+    if (!scratch)
+        rc = SVC_ENOMEM;
+    if (rc != SVC_OK)
+        goto done;
+    for (size_t b = 0; b < n; b += (size_t)B) {
+        int nb = (int)((n - b) < (size_t)B ? (n - b) : (size_t)B);
+        for (int i = 0; i < nb; i++)
+            memcpy(r->xb + (size_t)i * jd->n_in, jd->x + (size_t)rows[b + i] * jd->n_in,
+                   (size_t)jd->n_in * sizeof(float));
+        if (eng_mtl_forward(r->model, r->xb, nb) != ENG_OK) {
+            rc = SVC_EIO;
+            goto done;
+        }
+        for (int t = 0; t < jd->n_tasks; t++) {
+            const float *o = eng_mtl_output(r->model, t);
+            svc__jd_task *tk = &jd->task[t];
+            for (int i = 0; i < nb; i++) {
+                size_t row = rows[b + i];
+                if (tk->classification) {
+                    int k = tk->n_classes, best = 0;
+                    const float *z = o + (size_t)i * k;
+                    double mx = z[0];
+                    for (int c = 1; c < k; c++)
+                        if (z[c] > z[best])
+                            best = c;
+                    mx = z[best];
+                    double se = 0;
+                    for (int c = 0; c < k; c++)
+                        se += exp((double)z[c] - mx);
+                    int y = (int)tk->y[row];
+                    out[t].loss += log(se) + mx - z[y];
+                    truth[t][b + i] = y;
+                    pred[t][b + i] = best;
+                } else {
+                    yt[t][b + i] = tk->y[row] * tk->y_std + tk->y_mean;
+                    yp[t][b + i] = o[i] * tk->y_std + tk->y_mean;
+                }
+            }
+        }
+    }
+    for (int t = 0; t < jd->n_tasks; t++) {
+        svc__jd_task *tk = &jd->task[t];
+        if (tk->classification) {
+            out[t].loss /= (double)n;
+            out[t].accuracy = eng_accuracy(truth[t], pred[t], n);
+            out[t].macro_f1 = eng_macro_f1(truth[t], pred[t], n, tk->n_classes, scratch);
+            /* baseline: always the most frequent class of the training split */
+            size_t *cnt = scratch;
+            memset(cnt, 0, (size_t)tk->n_classes * sizeof *cnt);
+            for (size_t k = 0; k < jd->n_train; k++)
+                cnt[(int)tk->y[jd->train[k]]]++;
+            int maj = 0;
+            for (int c = 1; c < tk->n_classes; c++)
+                if (cnt[c] > cnt[maj])
+                    maj = c;
+            for (size_t i = 0; i < n; i++)
+                pred[t][i] = maj;
+            out[t].base_accuracy = eng_accuracy(truth[t], pred[t], n);
+            out[t].base_macro_f1 = eng_macro_f1(truth[t], pred[t], n, tk->n_classes, scratch);
+        } else {
+            eng_regression_metrics(yt[t], yp[t], n, &out[t].mse, &out[t].mae, &out[t].r2);
+            out[t].loss = out[t].mse;
+            for (size_t i = 0; i < n; i++)
+                yp[t][i] = tk->y_mean; /* baseline: the training mean */
+            eng_regression_metrics(yt[t], yp[t], n, &out[t].base_mse, &out[t].base_mae,
+                                   &out[t].base_r2);
+        }
+    }
+done:
+    for (int t = 0; t < ENG_MAX_TASKS; t++) {
+        free(truth[t]);
+        free(pred[t]);
+        free(yt[t]);
+        free(yp[t]);
+    }
+    free(scratch);
+    return rc;
+}
+
+static void add_metric(store_metric *m, size_t *n, int64_t step, const char *task,
+                       const char *split, const char *name, double v)
+{
+    m[*n].step = step;
+    m[*n].task = (char *)task;
+    m[*n].split = (char *)split;
+    m[*n].name = (char *)name;
+    m[*n].value = v;
+    (*n)++;
+}
+
+static int record_epoch(run *r)
+{
+    task_eval ev[ENG_MAX_TASKS];
+    store_metric m[ENG_MAX_TASKS * 8];
+    size_t n = 0;
+    if (evaluate(r, r->jd.test, r->jd.n_test, ev) != SVC_OK)
+        return SVC_ENOMEM;
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        const char *tn = r->jd.task[t].name;
+        add_metric(m, &n, r->step, tn, "train", "loss",
+                   r->epoch_batches ? r->epoch_loss[t] / (double)r->epoch_batches : 0);
+        add_metric(m, &n, r->step, tn, "test", "loss", ev[t].loss);
+        if (r->jd.task[t].classification) {
+            add_metric(m, &n, r->step, tn, "test", "accuracy", ev[t].accuracy);
+            add_metric(m, &n, r->step, tn, "test", "macro_f1", ev[t].macro_f1);
+        } else {
+            add_metric(m, &n, r->step, tn, "test", "mse", ev[t].mse);
+            add_metric(m, &n, r->step, tn, "test", "mae", ev[t].mae);
+            add_metric(m, &n, r->step, tn, "test", "r2", ev[t].r2);
+        }
+    }
+    return store_metric_add(r->s->db, r->job_id, m, n) == STORE_OK ? SVC_OK : SVC_EIO;
+}
+
+static json_t *results_json(run *r, const task_eval *ev)
+{
+    json_t *res = json_object();
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        json_t *o;
+        if (r->jd.task[t].classification)
+            o = json_pack("{s:f,s:f,s:f,s:{s:f,s:f}}", "accuracy", ev[t].accuracy, "macro_f1",
+                          ev[t].macro_f1, "loss", ev[t].loss, "baseline", "accuracy",
+                          ev[t].base_accuracy, "macro_f1", ev[t].base_macro_f1);
+        else
+            o = json_pack("{s:f,s:f,s:f,s:{s:f,s:f,s:f}}", "mse", ev[t].mse, "mae", ev[t].mae,
+                          "r2", ev[t].r2, "baseline", "mse", ev[t].base_mse, "mae",
+                          ev[t].base_mae, "r2", ev[t].base_r2);
+        json_object_set_new(res, r->jd.task[t].name, o);
+    }
+    json_object_set_new(res, "rows", json_pack("{s:I,s:I}", "train", (json_int_t)r->jd.n_train,
+                                               "test", (json_int_t)r->jd.n_test));
+    return res;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+static json_t *checkpoint_meta(run *r)
+{
+    json_t *meta = json_object();
+    store_job j = {0};
+    char buf[64];
+    if (store_job_get(r->s->db, r->job_id, &j) == STORE_OK)
+        json_object_set_new(meta, "spec", json_string(j.spec));
+    store_job_clear(&j);
+    json_object_set_new(meta, "format", json_string("mtld-checkpoint-1"));
+    snprintf(buf, sizeof buf, "%lld", (long long)r->step);
+    json_object_set_new(meta, "step", json_string(buf));
+    snprintf(buf, sizeof buf, "%lld", (long long)r->epoch_batches);
+    json_object_set_new(meta, "epoch_batches", json_string(buf));
+    json_t *el = json_array(), *mean = json_array(), *std = json_array(), *tasks = json_array();
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        snprintf(buf, sizeof buf, "%a", r->epoch_loss[t]);
+        json_array_append_new(el, json_string(buf));
+        svc__jd_task *tk = &r->jd.task[t];
+        json_t *to = json_pack("{s:s,s:s}", "name", tk->name, "kind",
+                               tk->classification ? "classification" : "regression");
+        if (tk->classification) {
+            json_t *lv = json_array();
+            for (int c = 0; c < tk->n_classes; c++)
+                json_array_append_new(lv, json_string(tk->labels[c]));
+            json_object_set_new(to, "labels", lv);
+        } else {
+            json_object_set_new(to, "mean", json_real(tk->y_mean));
+            json_object_set_new(to, "std", json_real(tk->y_std));
+        }
+        json_array_append_new(tasks, to);
+    }
+    for (int i = 0; i < r->jd.n_in; i++) {
+        json_array_append_new(mean, json_real(r->jd.x_mean[i]));
+        json_array_append_new(std, json_real(r->jd.x_std[i]));
+    }
+    /* __metadata__ is a map of strings: nested values are JSON text. */
+    char *s1 = json_dumps(el, JSON_COMPACT), *s2 = json_dumps(r->jd.input_names, JSON_COMPACT);
+    json_t *stdz = json_pack("{s:o,s:o}", "mean", mean, "std", std);
+    char *s3 = json_dumps(stdz, JSON_COMPACT), *s4 = json_dumps(tasks, JSON_COMPACT);
+    json_object_set_new(meta, "epoch_loss", json_string(s1 ? s1 : "[]"));
+    json_object_set_new(meta, "features", json_string(s2 ? s2 : "[]"));
+    json_object_set_new(meta, "standardization", json_string(s3 ? s3 : "{}"));
+    json_object_set_new(meta, "tasks", json_string(s4 ? s4 : "[]"));
+    free(s1);
+    free(s2);
+    free(s3);
+    free(s4);
+    json_decref(el);
+    json_decref(stdz);
+    json_decref(tasks);
+    return meta;
+}
+
+static int write_checkpoint(run *r, char *err, size_t errlen)
+{
+    int nt = eng_mtl_ntensors(r->model);
+    svc__tensor *ts = calloc((size_t)nt * 3, sizeof *ts);
+    char (*names)[64] = calloc((size_t)nt * 2, sizeof *names);
+    json_t *meta = NULL;
+    int rc = -1;
+    if (!ts || !names) {
+        snprintf(err, errlen, "out of memory writing a checkpoint");
+        goto done;
+    }
+    float *p = eng_mtl_params(r->model);
+    for (int i = 0; i < nt; i++) {
+        eng_tensor_info ti;
+        eng_mtl_tensor(r->model, i, &ti);
+        snprintf(names[2 * i], 64, "adam.m.%s", ti.name);
+        snprintf(names[2 * i + 1], 64, "adam.v.%s", ti.name);
+        svc__tensor base = {NULL, ti.rank, {ti.shape[0], ti.shape[1]}, NULL, ti.count};
+        ts[i] = base;
+        ts[i].name = strdup(ti.name);
+        ts[i].data = p + ti.offset;
+        ts[nt + i] = base;
+        ts[nt + i].name = names[2 * i];
+        ts[nt + i].data = r->m + ti.offset;
+        ts[2 * nt + i] = base;
+        ts[2 * nt + i].name = names[2 * i + 1];
+        ts[2 * nt + i].data = r->v + ti.offset;
+    }
+    meta = checkpoint_meta(r);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/job-%lld-step-%lld.safetensors", r->s->ckpt_dir,
+             (long long)r->job_id, (long long)r->step);
+    int64_t bytes = 0, id = 0;
+    if (svc__safetensors_write(path, ts, (size_t)nt * 3, meta, &bytes, err, errlen) != 0)
+        goto done;
+    if (store_checkpoint_add(r->s->db, r->job_id, r->step, path, bytes, &id) != STORE_OK) {
+        snprintf(err, errlen, "cannot record checkpoint in the store");
+        goto done;
+    }
+    r->last_ckpt = r->step;
+    /* keep the newest keep_checkpoints */
+    store_checkpoint *cs = NULL;
+    size_t n = 0;
+    if (store_checkpoint_list(r->s->db, r->job_id, &cs, &n) == STORE_OK) {
+        for (size_t i = 0; i + (size_t)r->sp.keep_checkpoints < n; i++) {
+            if (store_checkpoint_delete(r->s->db, cs[i].id) == STORE_OK)
+                unlink(cs[i].path);
+        }
+        store_checkpoint_list_free(cs, n);
+    }
+    rc = 0;
+done:
+    if (ts)
+        for (int i = 0; i < nt; i++)
+            free((char *)ts[i].name);
+    free(ts);
+    free(names);
+    json_decref(meta);
+    return rc;
+}
+
+static const char *str_or(const char *s, const char *dflt)
+{
+    return s ? s : dflt;
+}
+
+/* Restores the latest checkpoint if the job has one. 1 = resumed, 0 = none,
+ * -1 = unusable. */
+static int resume(run *r)
+{
+    store_checkpoint c = {0};
+    if (store_checkpoint_latest(r->s->db, r->job_id, &c) != STORE_OK)
+        return 0;
+    svc__safetensors st = {0};
+    char err[256];
+    int rc = -1;
+    if (svc__safetensors_read(c.path, &st, err, sizeof err) != 0)
+        goto done;
+    float *p = eng_mtl_params(r->model);
+    int nt = eng_mtl_ntensors(r->model);
+    for (int i = 0; i < nt; i++) {
+        eng_tensor_info ti;
+        char name[64];
+        eng_mtl_tensor(r->model, i, &ti);
+        if (svc__safetensors_get(&st, ti.name, p + ti.offset, ti.count) != 0)
+            goto done;
+        snprintf(name, sizeof name, "adam.m.%s", ti.name);
+        if (svc__safetensors_get(&st, name, r->m + ti.offset, ti.count) != 0)
+            goto done;
+        snprintf(name, sizeof name, "adam.v.%s", ti.name);
+        if (svc__safetensors_get(&st, name, r->v + ti.offset, ti.count) != 0)
+            goto done;
+    }
+    json_t *meta = json_object_get(st.header, "__metadata__");
+    r->step = strtoll(str_or(json_string_value(json_object_get(meta, "step")), "0"), NULL, 10);
+    r->epoch_batches =
+        strtoll(str_or(json_string_value(json_object_get(meta, "epoch_batches")), "0"), NULL, 10);
+    json_t *el = json_loads(str_or(json_string_value(json_object_get(meta, "epoch_loss")), "[]"), 0, NULL);
+    for (int t = 0; t < r->jd.n_tasks; t++)
+        r->epoch_loss[t] = strtod(str_or(json_string_value(json_array_get(el, (size_t)t)), "0"), NULL);
+    json_decref(el);
+    r->last_ckpt = r->step;
+    store_metric_truncate(r->s->db, r->job_id, r->step);
+    rc = 1;
+done:
+    svc__safetensors_clear(&st);
+    store_checkpoint_clear(&c);
+    return rc;
+}
+
+/* ---- the job ------------------------------------------------------------ */
+
+static void fail_job(run *r, const char *code, const char *msg)
+{
+    store_job_set_state(r->s->db, r->job_id, "failed", code, msg);
+}
+
+static void run_free(run *r)
+{
+    eng_mtl_free(r->model);
+    free(r->m);
+    free(r->v);
+    free(r->xb);
+    for (int t = 0; t < ENG_MAX_TASKS; t++)
+        free(r->yb[t]);
+    free(r->perm);
+    svc__jobdata_clear(&r->jd);
+}
+
+void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.job_id = job_id;
+    r.slot = slot;
+    r.perm_epoch = -1;
+    svc_error e = {0};
+    char msg[512];
+    store_job j = {0};
+
+    if (store_job_get(s->db, job_id, &j) != STORE_OK)
+        return;
+    json_t *spec = json_loads(j.spec, 0, NULL);
+    int rc = svc__spec_parse(spec, &r.sp, &e);
+    json_decref(spec);
+    store_job_clear(&j);
+    if (rc != SVC_OK) {
+        fail_job(&r, "invalid_spec", e.message);
+        return;
+    }
+    if (svc__jobdata_load(s, &r.sp, &r.jd, &e) != SVC_OK) {
+        fail_job(&r, e.code == SVC_ENOMEM ? "out_of_memory" : "invalid_data", e.message);
+        return;
+    }
+    eng_mtl_spec ms = model_spec(&r.sp, &r.jd);
+    if (eng_mtl_new(&ms, r.sp.batch_size, &r.model) != ENG_OK) {
+        fail_job(&r, "out_of_memory", "cannot build the model (out of memory or invalid shape)");
+        goto out;
+    }
+    size_t np = eng_mtl_nparams(r.model);
+    r.m = calloc(np, sizeof *r.m);
+    r.v = calloc(np, sizeof *r.v);
+    r.xb = malloc((size_t)r.sp.batch_size * (size_t)r.jd.n_in * sizeof *r.xb);
+    r.perm = malloc(r.jd.n_train * sizeof *r.perm);
+    int ok = r.m && r.v && r.xb && r.perm;
+    for (int t = 0; t < r.jd.n_tasks; t++) {
+        r.yb[t] = malloc((size_t)r.sp.batch_size * sizeof *r.yb[t]);
+        ok = ok && r.yb[t];
+    }
+    if (!ok) {
+        fail_job(&r, "out_of_memory", "out of memory allocating training buffers");
+        goto out;
+    }
+    r.spe = (r.jd.n_train + (size_t)r.sp.batch_size - 1) / (size_t)r.sp.batch_size;
+    r.total = (int64_t)r.spe * r.sp.epochs;
+
+    eng_rng init_rng;
+    eng_rng_seed(&init_rng, r.sp.seed);
+    eng_mtl_init(r.model, &init_rng);
+    if (resume(&r) < 0) {
+        fail_job(&r, "checkpoint_unreadable", "the job's last checkpoint cannot be read");
+        goto out;
+    }
+    store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
+
+    eng_adam_cfg adam = eng_adam_defaults();
+    adam.lr = r.sp.lr;
+    adam.beta1 = r.sp.beta1;
+    adam.beta2 = r.sp.beta2;
+    adam.eps = r.sp.eps;
+    adam.weight_decay = r.sp.weight_decay;
+    eng_task_batch tb[ENG_MAX_TASKS];
+    double losses[ENG_MAX_TASKS];
+    double last_report = now_s();
+    char err[300];
+
+    while (r.step < r.total) {
+        if (atomic_load(&slot->cancel)) {
+            store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
+            store_job_set_state(s->db, job_id, "cancelled", NULL, NULL);
+            goto out;
+        }
+        if (atomic_load(&s->stopping)) {
+            if (r.step != r.last_ckpt && write_checkpoint(&r, err, sizeof err) != 0) {
+                fail_job(&r, "checkpoint_failed", err);
+                goto out;
+            }
+            store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
+            store_job_set_state(s->db, job_id, "queued", NULL, NULL);
+            goto out;
+        }
+        long epoch = (long)(r.step / (int64_t)r.spe);
+        size_t b = (size_t)(r.step % (int64_t)r.spe);
+        epoch_perm(&r, epoch);
+        size_t lo = b * (size_t)r.sp.batch_size;
+        size_t hi = lo + (size_t)r.sp.batch_size;
+        if (hi > r.jd.n_train)
+            hi = r.jd.n_train;
+        int nb = (int)(hi - lo);
+        for (int i = 0; i < nb; i++) {
+            uint32_t row = r.perm[lo + (size_t)i];
+            memcpy(r.xb + (size_t)i * r.jd.n_in, r.jd.x + (size_t)row * r.jd.n_in,
+                   (size_t)r.jd.n_in * sizeof(float));
+            for (int t = 0; t < r.jd.n_tasks; t++)
+                r.yb[t][i] = r.jd.task[t].y[row];
+        }
+        for (int t = 0; t < r.jd.n_tasks; t++) {
+            tb[t].y = r.yb[t];
+            tb[t].row_weight = NULL;
+            tb[t].class_weight = r.jd.task[t].class_weight;
+            tb[t].lambda = r.jd.task[t].lambda;
+        }
+        rc = eng_mtl_train_batch(r.model, r.xb, nb, tb, losses);
+        if (rc == ENG_ENONFINITE) {
+            int bad = 0;
+            for (int t = 0; t < r.jd.n_tasks; t++)
+                if (!isfinite(losses[t])) {
+                    bad = t;
+                    break;
+                }
+            snprintf(msg, sizeof msg, "the loss of task '%s' became %s at step %lld",
+                     r.jd.task[bad].name, isnan(losses[bad]) ? "NaN" : "infinite",
+                     (long long)r.step + 1);
+            fail_job(&r, "diverged", msg);
+            goto out;
+        } else if (rc != ENG_OK) {
+            snprintf(msg, sizeof msg, "training step %lld failed: %s", (long long)r.step + 1,
+                     eng_strerror(rc));
+            fail_job(&r, "engine_error", msg);
+            goto out;
+        }
+        eng_adam_step(&adam, eng_mtl_params(r.model), eng_mtl_grads(r.model), r.m, r.v, np,
+                      (long)r.step + 1);
+        for (int t = 0; t < r.jd.n_tasks; t++)
+            r.epoch_loss[t] += losses[t];
+        r.epoch_batches++;
+        r.step++;
+
+        if (r.step % (int64_t)r.spe == 0) {
+            if (record_epoch(&r) != SVC_OK) {
+                fail_job(&r, "storage_error", "cannot record metrics");
+                goto out;
+            }
+            memset(r.epoch_loss, 0, sizeof r.epoch_loss);
+            r.epoch_batches = 0;
+        }
+        if (r.step % r.sp.checkpoint_every == 0 || r.step == r.total) {
+            if (write_checkpoint(&r, err, sizeof err) != 0) {
+                fail_job(&r, "checkpoint_failed", err);
+                goto out;
+            }
+        }
+        double t_now = now_s();
+        if (t_now - last_report > 0.25 || r.step == r.total) {
+            store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
+            last_report = t_now;
+        }
+    }
+
+    task_eval ev[ENG_MAX_TASKS];
+    if (evaluate(&r, r.jd.test, r.jd.n_test, ev) != SVC_OK) {
+        fail_job(&r, "out_of_memory", "out of memory evaluating the model");
+        goto out;
+    }
+    json_t *res = results_json(&r, ev);
+    char *text = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(res);
+    if (!text || store_job_set_results(s->db, job_id, text) != STORE_OK) {
+        free(text);
+        fail_job(&r, "storage_error", "cannot store the results");
+        goto out;
+    }
+    free(text);
+    store_job_set_state(s->db, job_id, "succeeded", NULL, NULL);
+out:
+    run_free(&r);
+}

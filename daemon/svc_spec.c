@@ -1,0 +1,356 @@
+/*
+ * daemon/svc_spec.c — job specs: strict, table-driven validation.
+ *
+ * One table lists every key a spec may hold (as a dotted path), its JSON
+ * type, its range, and where it lands in svc__spec (or a function for the
+ * keys that need more than a range). The walker visits every key the client
+ * sent: an unknown key, a wrong type or an out-of-range value is an error
+ * whose field is the exact key path (e.g. "model.trunk[2]"), and the defaults
+ * fill what is absent. Keys of features not built yet are recognised and
+ * refused as "unsupported" rather than silently ignored.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/svc_internal.h"
+
+typedef enum { K_INT, K_NUM, K_STR, K_BOOL, K_OBJ, K_ANY } kind;
+
+typedef int (*apply_fn)(svc__spec *sp, json_t *v, const char *path, svc_error *e);
+
+typedef struct {
+    const char *path;
+    kind k;
+    double min, max;
+    size_t off;        /* offset of an int / double / uint64 field, or (size_t)-1 */
+    char ctype;        /* 'i' int, 'd' double, 'u' uint64 */
+    apply_fn apply;    /* custom handling (after the type check) */
+    int supported;     /* 0: recognised but not available yet */
+} rule;
+
+#define NOFF ((size_t)-1)
+#define OFF(f) offsetof(svc__spec, f)
+
+static const char *const alg_names[] = {"multitask", "maml",     "fomaml",   "reptile",
+                                        "anil",      "metasgd",  "protonet", "finetune"};
+
+const char *svc__algorithm_name(svc__algorithm a)
+{
+    return (unsigned)a < sizeof alg_names / sizeof alg_names[0] ? alg_names[a] : "?";
+}
+
+static int apply_name(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    if (strlen(json_string_value(v)) > 64)
+        return svc__fail(e, SVC_EINVAL, path, "'%s' must be at most 64 characters", path);
+    snprintf(sp->name, sizeof sp->name, "%s", json_string_value(v));
+    return SVC_OK;
+}
+
+static int apply_algorithm(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    const char *a = json_string_value(v);
+    for (size_t i = 0; i < sizeof alg_names / sizeof alg_names[0]; i++)
+        if (strcmp(a, alg_names[i]) == 0) {
+            sp->algorithm = (svc__algorithm)i;
+            if (i != SVC_ALG_MULTITASK)
+                return svc__fail(e, SVC_EUNSUPPORTED, path,
+                                 "algorithm '%s' is not available in this build yet "
+                                 "(available: multitask)", a);
+            return SVC_OK;
+        }
+    return svc__fail(e, SVC_EINVAL, path,
+                     "'%s' must be one of multitask, maml, fomaml, reptile, anil, metasgd, "
+                     "protonet, finetune", path);
+}
+
+static int apply_layers(json_t *v, const char *path, int *n, int *dst, svc_error *e)
+{
+    if (!json_is_array(v))
+        return svc__fail(e, SVC_EINVAL, path, "'%s' must be an array of layer widths", path);
+    if (json_array_size(v) > ENG_MAX_LAYERS)
+        return svc__fail(e, SVC_EINVAL, path, "'%s' may have at most %d layers", path,
+                         ENG_MAX_LAYERS);
+    size_t i;
+    json_t *w;
+    json_array_foreach(v, i, w)
+    {
+        if (!json_is_integer(w) || json_integer_value(w) < 1 || json_integer_value(w) > 4096) {
+            char item[160];
+            snprintf(item, sizeof item, "%s[%zu]", path, i);
+            return svc__fail(e, SVC_EINVAL, item, "'%s' must be an integer from 1 to 4096", item);
+        }
+        dst[i] = (int)json_integer_value(w);
+    }
+    *n = (int)json_array_size(v);
+    return SVC_OK;
+}
+
+static int apply_trunk(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    return apply_layers(v, path, &sp->n_trunk, sp->trunk, e);
+}
+
+static int apply_towers(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    return apply_layers(v, path, &sp->n_towers, sp->towers, e);
+}
+
+static int apply_activation(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    if (strcmp(json_string_value(v), "relu") == 0) {
+        sp->activation = ENG_ACT_RELU;
+        return SVC_OK;
+    }
+    return svc__fail(e, SVC_EINVAL, path, "'%s' must be \"relu\"", path);
+}
+
+static int apply_weighting(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)sp;
+    const char *w = json_string_value(v);
+    if (strcmp(w, "static") == 0)
+        return SVC_OK;
+    if (!strcmp(w, "uncertainty") || !strcmp(w, "gradnorm") || !strcmp(w, "dwa") ||
+        !strcmp(w, "pcgrad"))
+        return svc__fail(e, SVC_EUNSUPPORTED, path,
+                         "weighting '%s' is not available in this build yet (available: static)",
+                         w);
+    return svc__fail(e, SVC_EINVAL, path,
+                     "'%s' must be one of static, uncertainty, gradnorm, dwa, pcgrad", path);
+}
+
+static int apply_optimizer_name(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)sp;
+    if (strcmp(json_string_value(v), "adam") == 0)
+        return SVC_OK;
+    return svc__fail(e, SVC_EINVAL, path, "'%s' must be \"adam\"", path);
+}
+
+static int apply_dropout(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)sp;
+    if (json_number_value(v) != 0)
+        return svc__fail(e, SVC_EUNSUPPORTED, path,
+                         "dropout is not available in this build yet: '%s' must be 0", path);
+    return SVC_OK;
+}
+
+static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return svc__fail(e, SVC_EINVAL, path, "'%s' must be a non-empty array", path);
+    if (json_array_size(v) > ENG_MAX_TASKS)
+        return svc__fail(e, SVC_EINVAL, path, "'%s' may list at most %d tasks", path,
+                         ENG_MAX_TASKS);
+    size_t i;
+    json_t *t;
+    json_array_foreach(v, i, t)
+    {
+        char p[64];
+        snprintf(p, sizeof p, "%s[%zu]", path, i);
+        json_t *name = t, *weight = NULL;
+        if (json_is_object(t)) {
+            const char *k;
+            json_t *kv;
+            json_object_foreach(t, k, kv)
+            {
+                if (strcmp(k, "task") != 0 && strcmp(k, "weight") != 0)
+                    return svc__fail(e, SVC_EINVAL, p, "unknown key '%s.%s' (expected task, weight)",
+                                     p, k);
+            }
+            name = json_object_get(t, "task");
+            weight = json_object_get(t, "weight");
+        }
+        if (json_is_integer(name)) {
+            snprintf(sp->tasks[i].task, sizeof sp->tasks[i].task, "%lld",
+                     (long long)json_integer_value(name));
+        } else if (json_is_string(name) && strlen(json_string_value(name)) <= 64) {
+            snprintf(sp->tasks[i].task, sizeof sp->tasks[i].task, "%s", json_string_value(name));
+        } else {
+            return svc__fail(e, SVC_EINVAL, p,
+                             "'%s' must be a task name or id, or {\"task\": ..., \"weight\": ...}",
+                             p);
+        }
+        sp->tasks[i].weight = 1.0;
+        if (weight) {
+            if (!json_is_number(weight) || json_number_value(weight) < 0 ||
+                json_number_value(weight) > 1e6)
+                return svc__fail(e, SVC_EINVAL, p, "'%s.weight' must be a number from 0 to 1e6", p);
+            sp->tasks[i].weight = json_number_value(weight);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(sp->tasks[j].task, sp->tasks[i].task) == 0)
+                return svc__fail(e, SVC_EINVAL, p, "task '%s' is listed twice", sp->tasks[i].task);
+    }
+    sp->n_tasks = (int)json_array_size(v);
+    return SVC_OK;
+}
+
+static int apply_unsupported_null(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)sp;
+    if (json_is_null(v))
+        return SVC_OK;
+    return svc__fail(e, SVC_EUNSUPPORTED, path, "'%s' is not available in this build yet", path);
+}
+
+static const rule rules[] = {
+    {"name", K_STR, 0, 0, NOFF, 0, apply_name, 1},
+    {"algorithm", K_STR, 0, 0, NOFF, 0, apply_algorithm, 1},
+    {"tasks", K_ANY, 0, 0, NOFF, 0, apply_tasks, 1},
+    {"model", K_OBJ, 0, 0, NOFF, 0, NULL, 1},
+    {"model.trunk", K_ANY, 0, 0, NOFF, 0, apply_trunk, 1},
+    {"model.towers", K_ANY, 0, 0, NOFF, 0, apply_towers, 1},
+    {"model.activation", K_STR, 0, 0, NOFF, 0, apply_activation, 1},
+    {"model.dropout", K_NUM, 0, 0.99, NOFF, 0, apply_dropout, 1},
+    {"model.mmoe", K_ANY, 0, 0, NOFF, 0, apply_unsupported_null, 1},
+    {"weighting", K_STR, 0, 0, NOFF, 0, apply_weighting, 1},
+    {"optimizer", K_OBJ, 0, 0, NOFF, 0, NULL, 1},
+    {"optimizer.name", K_STR, 0, 0, NOFF, 0, apply_optimizer_name, 1},
+    {"optimizer.lr", K_NUM, 1e-8, 10, OFF(lr), 'd', NULL, 1},
+    {"optimizer.weight_decay", K_NUM, 0, 1, OFF(weight_decay), 'd', NULL, 1},
+    {"optimizer.beta1", K_NUM, 0, 0.999999, OFF(beta1), 'd', NULL, 1},
+    {"optimizer.beta2", K_NUM, 0, 0.999999999, OFF(beta2), 'd', NULL, 1},
+    {"optimizer.eps", K_NUM, 1e-12, 1, OFF(eps), 'd', NULL, 1},
+    {"epochs", K_INT, 1, 100000, OFF(epochs), 'i', NULL, 1},
+    {"batch_size", K_INT, 1, 8192, OFF(batch_size), 'i', NULL, 1},
+    {"seed", K_INT, 0, 9007199254740991.0, OFF(seed), 'u', NULL, 1},
+    {"test_fraction", K_NUM, 0.01, 0.9, OFF(test_fraction), 'd', NULL, 1},
+    {"priority", K_INT, -1000, 1000, OFF(priority), 'i', NULL, 1},
+    {"checkpoint_every", K_INT, 1, 100000000, OFF(checkpoint_every), 'i', NULL, 1},
+    {"keep_checkpoints", K_INT, 1, 1000, OFF(keep_checkpoints), 'i', NULL, 1},
+    {"episodes", K_ANY, 0, 0, NOFF, 0, NULL, 0},
+    {"inner", K_ANY, 0, 0, NOFF, 0, NULL, 0},
+    {"meta_batch", K_ANY, 0, 0, NOFF, 0, NULL, 0},
+    {"steps", K_ANY, 0, 0, NOFF, 0, NULL, 0},
+    {"eval", K_ANY, 0, 0, NOFF, 0, NULL, 0},
+    {"from_checkpoint", K_ANY, 0, 0, NOFF, 0, apply_unsupported_null, 1},
+};
+
+static const rule *find_rule(const char *path)
+{
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (strcmp(rules[i].path, path) == 0)
+            return &rules[i];
+    return NULL;
+}
+
+static const char *kind_name(kind k)
+{
+    switch (k) {
+    case K_INT: return "an integer";
+    case K_NUM: return "a number";
+    case K_STR: return "a string";
+    case K_BOOL: return "true or false";
+    case K_OBJ: return "an object";
+    default: return "a value";
+    }
+}
+
+static int check_one(svc__spec *sp, const rule *r, json_t *v, const char *path, svc_error *e);
+
+static int walk(svc__spec *sp, json_t *obj, const char *prefix, svc_error *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        char path[128];
+        if (prefix[0])
+            snprintf(path, sizeof path, "%s.%s", prefix, key);
+        else
+            snprintf(path, sizeof path, "%s", key);
+        const rule *r = find_rule(path);
+        if (!r)
+            return svc__fail(e, SVC_EINVAL, path, "unknown key '%s' in job spec", path);
+        int rc = check_one(sp, r, v, path, e);
+        if (rc != SVC_OK)
+            return rc;
+    }
+    return SVC_OK;
+}
+
+static int check_one(svc__spec *sp, const rule *r, json_t *v, const char *path, svc_error *e)
+{
+    if (!r->supported)
+        return svc__fail(e, SVC_EUNSUPPORTED, path,
+                         "'%s' belongs to meta-learning, which is not available in this build yet",
+                         path);
+    switch (r->k) {
+    case K_INT:
+        if (!json_is_integer(v))
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be %s", path, kind_name(r->k));
+        if ((double)json_integer_value(v) < r->min || (double)json_integer_value(v) > r->max)
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be from %.15g to %.15g", path, r->min,
+                             r->max);
+        break;
+    case K_NUM:
+        if (!json_is_number(v))
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be %s", path, kind_name(r->k));
+        if (json_number_value(v) < r->min || json_number_value(v) > r->max)
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be from %g to %g", path, r->min,
+                             r->max);
+        break;
+    case K_STR:
+        if (!json_is_string(v))
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be %s", path, kind_name(r->k));
+        break;
+    case K_BOOL:
+        if (!json_is_boolean(v))
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be %s", path, kind_name(r->k));
+        break;
+    case K_OBJ:
+        if (!json_is_object(v))
+            return svc__fail(e, SVC_EINVAL, path, "'%s' must be %s", path, kind_name(r->k));
+        return walk(sp, v, path, e);
+    case K_ANY:
+        break;
+    }
+    if (r->off != NOFF) {
+        char *base = (char *)sp;
+        if (r->ctype == 'i')
+            *(int *)(base + r->off) = (int)json_integer_value(v);
+        else if (r->ctype == 'u')
+            *(uint64_t *)(base + r->off) = (uint64_t)json_integer_value(v);
+        else
+            *(double *)(base + r->off) = json_number_value(v);
+    }
+    return r->apply ? r->apply(sp, v, path, e) : SVC_OK;
+}
+
+int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
+{
+    svc__spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.algorithm = SVC_ALG_MULTITASK;
+    sp.n_trunk = 2;
+    sp.trunk[0] = 128;
+    sp.trunk[1] = 64;
+    sp.activation = ENG_ACT_RELU;
+    sp.lr = 0.001;
+    sp.beta1 = 0.9;
+    sp.beta2 = 0.999;
+    sp.eps = 1e-8;
+    sp.epochs = 30;
+    sp.batch_size = 64;
+    sp.seed = 7;
+    sp.test_fraction = 0.2;
+    sp.checkpoint_every = 100;
+    sp.keep_checkpoints = 3;
+
+    if (!json_is_object(spec))
+        return svc__fail(e, SVC_EINVAL, "", "a job spec must be a JSON object");
+    if (!json_object_get(spec, "algorithm"))
+        return svc__fail(e, SVC_EINVAL, "algorithm", "'algorithm' is required");
+    if (!json_object_get(spec, "tasks"))
+        return svc__fail(e, SVC_EINVAL, "tasks", "'tasks' is required");
+    int rc = walk(&sp, spec, "", e);
+    if (rc != SVC_OK)
+        return rc;
+    *out = sp;
+    return SVC_OK;
+}

@@ -1,0 +1,285 @@
+/* tests/integration/harness.c — see harness.h. */
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+void h_tmpdir(char *out, size_t n)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, n, "%s/mtld-test-XXXXXX", base && base[0] ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(out));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void h_start(mtld_proc *p, const char *dir, const char *const *extra)
+{
+    char ready[300];
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
+    snprintf(p->data_dir, sizeof p->data_dir, "%s/data", dir);
+    snprintf(ready, sizeof ready, "%s/ready", dir);
+    unlink(ready);
+    const char *argv[32] = {MTLD_BIN, "--listen", "127.0.0.1:0", "--data-dir", p->data_dir,
+                            "--ready-file", ready, "--workers", "2"};
+    int argc = 9;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    char logpath[320];
+    snprintf(logpath, sizeof logpath, "%s/mtld.log", dir);
+    p->pid = fork();
+    ck_assert_int_ge(p->pid, 0);
+    if (p->pid == 0) {
+        FILE *log = freopen(logpath, "a", stderr);
+        (void)log;
+        execv(MTLD_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(ready, "r");
+        if (f) {
+            if (fgets(p->url, sizeof p->url, f)) {
+                p->url[strcspn(p->url, "\n")] = 0;
+                fclose(f);
+                if (p->url[0])
+                    return;
+            } else {
+                fclose(f);
+            }
+        }
+        int st;
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid)
+            ck_abort_msg("mtld exited before listening (see %s)", logpath);
+        sleep_ms(50);
+    }
+    ck_abort_msg("mtld did not write its ready file within 10 s");
+}
+
+int h_stop(mtld_proc *p, int sig)
+{
+    int st = 0;
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    for (int i = 0; i < 400; i++) {
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        sleep_ms(50);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &st, 0);
+    p->pid = 0;
+    ck_abort_msg("mtld did not exit within 20 s of signal %d", sig);
+    return -1;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sink;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sink *s = ud;
+    size_t n = size * nmemb;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb)
+            return 0;
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, ptr, n);
+    s->len += n;
+    s->buf[s->len] = 0;
+    return n;
+}
+
+h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                     const void *body, size_t len, const char *const *headers)
+{
+    h_resp r;
+    memset(&r, 0, sizeof r);
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", p->url, path);
+    CURL *c = curl_easy_init();
+    ck_assert_ptr_nonnull(c);
+    sink s = {0};
+    struct curl_slist *hl = NULL;
+    char cth[160];
+    if (ctype) {
+        snprintf(cth, sizeof cth, "Content-Type: %s", ctype);
+        hl = curl_slist_append(hl, cth);
+    }
+    hl = curl_slist_append(hl, "Expect:");
+    for (int i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    char *ct = NULL;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct)
+        snprintf(r.ctype, sizeof r.ctype, "%s", ct);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r.body = s.buf ? s.buf : calloc(1, 1);
+    r.len = s.len;
+    return r;
+}
+
+h_resp h_req(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+             const void *body, size_t len)
+{
+    return h_req_headers(p, method, path, ctype, body, len, NULL);
+}
+
+void h_resp_free(h_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+json_t *h_json(const h_resp *r)
+{
+    return json_loadb(r->body, r->len, 0, NULL);
+}
+
+static json_t *expect(h_resp r, long want, const char *what)
+{
+    ck_assert_msg(r.status == want, "%s: status %ld, expected %ld: %s", what, r.status, want,
+                  r.body);
+    json_t *j = h_json(&r);
+    ck_assert_msg(j != NULL, "%s: body is not JSON: %s", what, r.body);
+    h_resp_free(&r);
+    return j;
+}
+
+json_t *h_post_json(const mtld_proc *p, const char *path, const char *json, long want)
+{
+    return expect(h_req(p, "POST", path, "application/json", json, strlen(json)), want, path);
+}
+
+json_t *h_get_json(const mtld_proc *p, const char *path, long want)
+{
+    return expect(h_req(p, "GET", path, NULL, NULL, 0), want, path);
+}
+
+json_t *h_upload(const mtld_proc *p, const char *name, const char *file, long want)
+{
+    size_t len = 0;
+    char *data = h_read_file(file, &len);
+    ck_assert_msg(data != NULL, "cannot read %s", file);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/datasets?name=%s", name);
+    json_t *j = expect(h_req(p, "POST", path, "text/csv", data, len), want, path);
+    free(data);
+    return j;
+}
+
+json_t *h_wait_job(const mtld_proc *p, long long id, double timeout)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    for (double t = 0; t < timeout; t += 0.05) {
+        json_t *j = h_get_json(p, path, 200);
+        const char *st = json_string_value(json_object_get(j, "state"));
+        if (st && (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled")))
+            return j;
+        json_decref(j);
+        sleep_ms(50);
+    }
+    ck_abort_msg("job %lld did not finish within %.0f s", id, timeout);
+    return NULL;
+}
+
+char *h_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        *len = n;
+    }
+    return buf;
+}
+
+const char *h_src(const char *rel)
+{
+    static char bufs[4][1024];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, 1024, "%s/%s", MTLD_SOURCE_DIR, rel);
+    return b;
+}
+
+void h_expect_error(const h_resp *r, long status, const char *code, const char *needle,
+                    const char *field)
+{
+    ck_assert_msg(r->status == status, "status %ld, expected %ld: %s", r->status, status, r->body);
+    ck_assert_msg(strncmp(r->ctype, "application/json", 16) == 0, "content type '%s'", r->ctype);
+    json_t *j = h_json(r);
+    ck_assert_msg(j != NULL, "error body is not JSON: %s", r->body);
+    json_t *e = json_object_get(j, "error");
+    ck_assert_msg(json_is_object(e), "no error object: %s", r->body);
+    const char *c = json_string_value(json_object_get(e, "code"));
+    const char *m = json_string_value(json_object_get(e, "message"));
+    ck_assert_msg(c && m && m[0], "error needs code and message: %s", r->body);
+    if (code)
+        ck_assert_msg(!strcmp(c, code), "code '%s', expected '%s': %s", c, code, r->body);
+    if (needle)
+        ck_assert_msg(strstr(m, needle) != NULL, "message '%s' lacks '%s'", m, needle);
+    if (field) {
+        const char *f = json_string_value(json_object_get(e, "field"));
+        ck_assert_msg(f && !strcmp(f, field), "field '%s', expected '%s': %s", f ? f : "(none)",
+                      field, r->body);
+    }
+    json_decref(j);
+}

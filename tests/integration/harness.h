@@ -1,0 +1,66 @@
+/*
+ * tests/integration/harness.h — runs a real mtld on 127.0.0.1 (port 0, a
+ * temporary data directory) and speaks real HTTP to it with libcurl, as the
+ * libmicrohttpd testcurl suite does. No mocks anywhere.
+ */
+#ifndef TEST_HARNESS_H
+#define TEST_HARNESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <signal.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    char dir[256];      /* temporary directory holding data/ and the ready file */
+    char data_dir[300];
+    char url[128];
+} mtld_proc;
+
+/* A fresh temporary directory (mkdtemp). */
+void h_tmpdir(char *out, size_t n);
+/* Starts mtld with data dir dir/data and extra args (NULL-terminated, may be
+ * NULL); waits until it is listening. Aborts the test on failure. */
+void h_start(mtld_proc *p, const char *dir, const char *const *extra);
+/* Sends sig and waits for exit; returns the exit status (or 128+signal). */
+int h_stop(mtld_proc *p, int sig);
+
+typedef struct {
+    long status;
+    char *body;         /* NUL-terminated, malloc'd */
+    size_t len;
+    char ctype[128];
+} h_resp;
+
+/* One request. body may be NULL. path is appended to p->url. */
+h_resp h_req(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+             const void *body, size_t len);
+/* Same, with extra header lines (NULL-terminated list of "Name: value"). */
+h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                     const void *body, size_t len, const char *const *headers);
+void h_resp_free(h_resp *r);
+/* Parses r->body as JSON (new ref, NULL if it does not parse). */
+json_t *h_json(const h_resp *r);
+
+/* JSON request helpers: send text as application/json, expect status, return
+ * the parsed body (new ref). Fail the test with the body if the status
+ * differs. */
+json_t *h_post_json(const mtld_proc *p, const char *path, const char *json, long expect);
+json_t *h_get_json(const mtld_proc *p, const char *path, long expect);
+/* Uploads a file as text/csv. */
+json_t *h_upload(const mtld_proc *p, const char *name, const char *file, long expect);
+/* Polls GET /v1/jobs/{id} until a final state (or timeout seconds). */
+json_t *h_wait_job(const mtld_proc *p, long long id, double timeout);
+
+/* Reads a whole file (malloc'd); NULL if unreadable. */
+char *h_read_file(const char *path, size_t *len);
+/* Path of a file under the source tree (static buffer rotation of 4). */
+const char *h_src(const char *rel);
+
+/* Asserts that r is an error with this status, the JSON error shape and, if
+ * given, a message containing needle and a field equal to field. */
+void h_expect_error(const h_resp *r, long status, const char *code, const char *needle,
+                    const char *field);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * tests/integration/test_bad_input.c — every route of the skeleton answers
+ * bad input with a 4xx JSON error that names what was wrong, changes
+ * nothing, and the daemon keeps serving.
+ */
+#include <check.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+static mtld_proc P;
+static char DIR_[256];
+
+static void setup(void)
+{
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&P, DIR_, NULL);
+}
+
+static void teardown(void)
+{
+    /* still serving after everything the test threw at it */
+    json_decref(h_get_json(&P, "/v1/health", 200));
+    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+}
+
+static h_resp post(const char *path, const char *ctype, const char *body)
+{
+    return h_req(&P, "POST", path, ctype, body, strlen(body));
+}
+
+static void expect(h_resp r, long status, const char *code, const char *needle, const char *field)
+{
+    h_expect_error(&r, status, code, needle, field);
+    h_resp_free(&r);
+}
+
+START_TEST(csv_errors_name_line_and_column)
+{
+    expect(post("/v1/datasets?name=a", "text/csv", "x,y\n1,2\n3\n"), 422, "invalid_csv",
+           "line 3", NULL);
+    expect(post("/v1/datasets?name=a", "text/csv", "x,y\n1,2\n\"3,4\n"), 422, "invalid_csv",
+           "line 3", NULL);
+    expect(post("/v1/datasets?name=a", "text/csv", "x,y\n1,\n"), 422, NULL, "line 2", NULL);
+    expect(post("/v1/datasets?name=a", "text/csv", ""), 422, "empty_csv", NULL, NULL);
+    expect(post("/v1/datasets?name=a", "text/csv", "x,y\n"), 422, "empty_csv", NULL, NULL);
+    expect(post("/v1/datasets?name=a", "text/csv", "x,x\n1,2\n"), 422, NULL, "x", NULL);
+    /* nothing was stored */
+    json_t *l = h_get_json(&P, "/v1/datasets", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
+START_TEST(dataset_request_errors)
+{
+    expect(post("/v1/datasets", "text/csv", "x\n1\n"), 422, "invalid", "name", "name");
+    expect(post("/v1/datasets?name=9lives", "text/csv", "x\n1\n"), 422, "invalid", NULL, "name");
+    expect(post("/v1/datasets?name=a", "application/json", "{}"), 415, "unsupported_media_type",
+           "text/csv", NULL);
+    expect(post("/v1/datasets?name=a&missing=maybe", "text/csv", "x\n1\n"), 422, "invalid", NULL,
+           "missing");
+    json_decref(h_upload(&P, "tiny", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    expect(post("/v1/datasets?name=tiny", "text/csv", "x\n1\n"), 409, "already_exists", "tiny",
+           NULL);
+    h_resp r = h_req(&P, "GET", "/v1/datasets/nope", NULL, NULL, 0);
+    expect(r, 404, "not_found", "nope", NULL);
+    expect(h_req(&P, "GET", "/v1/datasets/tiny/rows?limit=-1", NULL, NULL, 0), 422, "invalid",
+           NULL, "limit");
+}
+END_TEST
+
+START_TEST(task_errors_name_the_key)
+{
+    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    const char *T = "/v1/tasks";
+    const char *J = "application/json";
+    expect(post(T, J, "{\"name\":"), 400, "invalid_json", "line 1", NULL);
+    expect(post(T, J, "[1,2]"), 422, "invalid", NULL, NULL);
+    expect(post(T, J, "{\"name\":\"t\",\"dataset\":\"so\",\"target\":\"salary\",\"colour\":1}"),
+           422, "invalid", "colour", "colour");
+    expect(post(T, J, "{\"name\":\"t\",\"dataset\":\"nope\",\"target\":\"salary\"}"), 422,
+           "invalid", "nope", "dataset");
+    expect(post(T, J, "{\"name\":\"t\",\"dataset\":\"so\",\"target\":\"wage\"}"), 422, "invalid",
+           "wage", "target");
+    expect(post(T, J, "{\"name\":\"t\",\"dataset\":\"so\",\"target\":\"salary\",\"kind\":\"x\"}"),
+           422, "invalid", NULL, "kind");
+    expect(post(T, J,
+                "{\"name\":\"t\",\"dataset\":\"so\",\"target\":\"salary\",\"features\":[\"nope\"]}"),
+           422, "invalid", "nope", "features[0]");
+    expect(post(T, J, "{\"name\":\"t\",\"dataset\":\"so\",\"target\":\"salary\","
+                      "\"kind\":\"regression\",\"class_weight\":\"balanced\"}"),
+           422, "invalid", NULL, "class_weight");
+    expect(post(T, "text/plain", "{}"), 415, "unsupported_media_type", NULL, NULL);
+    json_t *l = h_get_json(&P, "/v1/tasks", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
+START_TEST(job_spec_errors_name_the_key_path)
+{
+    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
+    const char *J = "application/json";
+    expect(post("/v1/jobs", J, "{\"tasks\":[\"salary\"]}"), 422, "invalid", "algorithm",
+           "algorithm");
+    expect(post("/v1/jobs", J, "{\"algorithm\":\"multitask\"}"), 422, "invalid", NULL, "tasks");
+    expect(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],\"epoch\":3}"),
+           422, "invalid", "epoch", "epoch");
+    expect(post("/v1/jobs", J,
+                "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],\"epochs\":\"3\"}"),
+           422, "invalid", "integer", "epochs");
+    expect(post("/v1/jobs", J,
+                "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],\"batch_size\":0}"),
+           422, "invalid", NULL, "batch_size");
+    expect(post("/v1/jobs", J,
+                "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
+                "\"model\":{\"trunk\":[64,32,0]}}"),
+           422, "invalid", "model.trunk[2]", "model.trunk[2]");
+    expect(post("/v1/jobs", J,
+                "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],\"optimizer\":{\"lr\":-1}}"),
+           422, "invalid", NULL, "optimizer.lr");
+    expect(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[\"wage\"]}"), 422,
+           "invalid", "wage", "tasks[0]");
+    expect(post("/v1/jobs", J, "{\"algorithm\":\"boosting\",\"tasks\":[\"salary\"]}"), 422,
+           "invalid", NULL, "algorithm");
+    expect(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"]"), 400,
+           "invalid_json", "column", NULL);
+    json_t *l = h_get_json(&P, "/v1/jobs", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
+START_TEST(routes_methods_and_ids)
+{
+    expect(h_req(&P, "GET", "/v1/nothing", NULL, NULL, 0), 404, "not_found", NULL, NULL);
+    expect(h_req(&P, "PUT", "/v1/datasets", NULL, NULL, 0), 405, "method_not_allowed", NULL, NULL);
+    expect(h_req(&P, "GET", "/v1/jobs/42", NULL, NULL, 0), 404, "not_found", NULL, NULL);
+    expect(h_req(&P, "GET", "/v1/jobs/abc", NULL, NULL, 0), 404, "not_found", NULL, NULL);
+    expect(h_req(&P, "GET", "/v1/jobs/1%2F..%2F..%2Fetc/checkpoints/latest", NULL, NULL, 0), 404,
+           "not_found", NULL, NULL);
+    expect(h_req(&P, "GET", "/v1/jobs?state=bogus", NULL, NULL, 0), 422, "invalid", NULL, "state");
+    expect(h_req(&P, "GET", "/v1/jobs/1/metrics?since=x", NULL, NULL, 0), 422, "invalid", NULL,
+           "since");
+}
+END_TEST
+
+START_TEST(oversized_json_body_is_refused)
+{
+    size_t n = 2u << 20;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    big[n] = 0;
+    h_resp r = h_req(&P, "POST", "/v1/tasks", "application/json", big, n);
+    free(big);
+    expect(r, 413, "too_large", "limit", NULL);
+}
+END_TEST
+
+Suite *bad_input_suite(void);
+Suite *bad_input_suite(void)
+{
+    Suite *s = suite_create("bad_input");
+    TCase *tc = tcase_create("bad_input");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, csv_errors_name_line_and_column);
+    tcase_add_test(tc, dataset_request_errors);
+    tcase_add_test(tc, task_errors_name_the_key);
+    tcase_add_test(tc, job_spec_errors_name_the_key_path);
+    tcase_add_test(tc, routes_methods_and_ids);
+    tcase_add_test(tc, oversized_json_body_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
