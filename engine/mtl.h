@@ -104,7 +104,11 @@ const eng_real *eng_mtl_output(const eng_mtl *m, int task);
 /* Forward + loss + backward. tb has n_tasks entries. Writes (overwrites, does
  * not accumulate) the gradient of sum_t lambda_t L_t into eng_mtl_grads(m),
  * and each L_t into task_loss[t] (may be NULL). Returns ENG_ENONFINITE if a
- * loss is NaN/Inf (gradients are then unspecified). */
+ * loss is NaN/Inf (gradients are then unspecified; task_loss then holds the
+ * losses up to and including the first non-finite one, zeros after it).
+ * Rows with row weight 0 are skipped entirely (their label may be NaN).
+ * ENG_ESHAPE if n > max_batch; ENG_EINVAL for n < 1, NULL pointers, or a bad
+ * label/weight on a live row. */
 int eng_mtl_train_batch(eng_mtl *m, const eng_real *x, int n,
                         const eng_task_batch *tb, double *task_loss);
 
