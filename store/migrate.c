@@ -9,6 +9,8 @@
  * refused (STORE_EVERSION) rather than guessed at.
  *
  * Steps are append-only: never edit a released step, add a new one.
+ * After the steps, the same transaction removes uploads that a crash cut
+ * off (datasets with complete = 0: see step 2 and store/upload.c).
  * (netdata's sqlite_db_migration.c is the model.)
  */
 #include <stdio.h>
@@ -85,6 +87,13 @@ static const struct {
      " bytes INTEGER NOT NULL,"
      " created_at TEXT NOT NULL DEFAULT (" STORE__NOW "));"
      "CREATE INDEX checkpoints_job ON checkpoints(job_id, step);"},
+    {2,
+     /* Streaming uploads: a dataset row is inserted when an upload starts
+      * (reserving its name) and its chunks are committed as they are parsed,
+      * with complete = 0 so no reader sees them; the last commit of the
+      * upload sets complete = 1. Rows left at 0 by a crash are swept when
+      * the database is next opened (store__migrate, below). */
+     "ALTER TABLE datasets ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -144,6 +153,15 @@ int store__migrate(sqlite3 *db, char *errbuf, size_t errlen)
             goto fail;
         }
     }
+    /* Uploads a crash cut off (complete = 0, never visible) are removed
+     * here, before anyone can read the database. Constant SQL, no input. */
+    src = sqlite3_exec(db,
+                       "DELETE FROM dataset_chunks WHERE dataset_id IN"
+                       " (SELECT id FROM datasets WHERE complete = 0);"
+                       "DELETE FROM datasets WHERE complete = 0;",
+                       NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        goto fail_sqlite;
     if (current < latest) {
         /* PRAGMA takes no parameters; the number is this build's constant. */
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", latest);
