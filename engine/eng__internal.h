@@ -13,49 +13,148 @@
 #include <math.h>
 
 #include "engine/mtl.h"
+#include "engine/rng.h"
 #include "engine/types.h"
 
 #ifdef ENG_DOUBLE
-#define ENG__GEMM cblas_dgemm
+#define ENG__GEMM_RAW cblas_dgemm
 #define ENG__EXP exp
 #define ENG__LOG log
+#define ENG__LOG1P log1p
 #define ENG__SQRT sqrt
+#define ENG__TANH tanh
+#define ENG__ERF erf
 #else
-#define ENG__GEMM cblas_sgemm
+#define ENG__GEMM_RAW cblas_sgemm
 #define ENG__EXP expf
 #define ENG__LOG logf
+#define ENG__LOG1P log1pf
 #define ENG__SQRT sqrtf
+#define ENG__TANH tanhf
+#define ENG__ERF erff
 #endif
 
-/* ---- dense.c: one fully connected layer on a batch, weights [out][in] ---- */
+/* Every gemm of the engine goes through ENG__GEMM. Built with
+ * -DENG_GEMM_TIMING (the bench's `engine_timed` library only), it is timed
+ * with CLOCK_MONOTONIC and the nanoseconds added to eng__gemm_ns, the one
+ * global of that build; the normal builds call BLAS directly. */
+#ifdef ENG_GEMM_TIMING
+extern unsigned long long eng__gemm_ns;
+void eng__gemm_timed(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,
+                     int n, int k, eng_real alpha, const eng_real *a, int lda, const eng_real *b,
+                     int ldb, eng_real beta, eng_real *c, int ldc);
+#define ENG__GEMM eng__gemm_timed
+#else
+#define ENG__GEMM ENG__GEMM_RAW
+#endif
 
-/* y[n][out] = act(x[n][in] · wᵀ + b). */
-void eng__dense_forward(const eng_real *x, int n, int in, int out, const eng_real *w,
-                        const eng_real *b, eng_act act, eng_real *y);
+/* ---- layers (layer.c, act.c, layernorm.c, dropout.c) ---------------------
+ *
+ * A layer maps a batch of n rows of `in` features to n rows of `out`
+ * features, owns a contiguous run of the parameter block [p_off, p_end) and
+ * some per-row workspace allocated once for max_batch rows. The model
+ * (mtl.c) only wires layers together by `src`, walks them forward and back,
+ * and never looks inside: everything a kind of layer does is behind
+ * eng__layer_forward / eng__layer_backward, which switch on `kind`.
+ *
+ * Convolution fits this without a redesign: a conv layer is another `kind`
+ * whose rows are flattened C×H×W feature maps (in = C·H·W, out = C'·H'·W'),
+ * whose parameters (kernel [C'][C][kh][kw], bias [C']) are another run of
+ * the flat block listed in the tensor table, whose extra workspace (an
+ * im2col buffer of n·H'·W' × C·kh·kw) is sized in eng__layer_workspace, and
+ * whose forward/backward are the same three gemms on the im2col matrix; the
+ * bias+activation, layer-norm and dropout passes below already work on any
+ * [n][out] buffer.
+ */
+typedef enum { ENG__LAYER_DENSE = 0 } eng__layer_kind;
 
-/* Backward through the same layer. On entry dy[n][out] holds dL/dy (the
- * gradient w.r.t. the activated output y); it is turned into dL/dz in place
- * (ReLU: masked where y <= 0). Then dw = dzᵀ·x, db = column sums of dz
- * (both overwritten) and, if dx is not NULL, dx (+)= dz·w: overwritten when
- * accumulate is 0, added to when it is 1. */
-void eng__dense_backward(const eng_real *x, int n, int in, int out, const eng_real *w,
-                         const eng_real *y, eng_act act, eng_real *dy, eng_real *dw,
-                         eng_real *db, eng_real *dx, int accumulate);
+typedef struct {
+    eng__layer_kind kind;
+    int in, out;
+    eng_act act;
+    eng_real slope;    /* leaky ReLU */
+    int ln;            /* layer norm on the pre-activation */
+    double dropout;    /* drop probability (hidden layers only) */
+    int src;           /* layer feeding this one; -1 = the input batch */
+    int task;          /* -1 = trunk */
+    int index;         /* position within the trunk or tower; -1 = head */
+    size_t w_off;      /* weight [out][in] in the parameter block */
+    size_t b_off;      /* bias [out] right after it */
+    size_t g_off;      /* layer-norm gain γ [out] (when ln), then β [out] */
+    size_t p_end;      /* one past the layer's last parameter */
+    /* workspace, each [max_batch][out] unless stated; NULL when unused */
+    eng_real *a;       /* output fed to the next layer (after dropout) */
+    eng_real *d;       /* gradient w.r.t. a, turned into that w.r.t. z in place */
+    eng_real *h;       /* activation before dropout (== a without dropout) */
+    eng_real *z;       /* input of the activation (GELU only: it needs z) */
+    eng_real *u;       /* layer norm: the normalised pre-activation */
+    eng_real *rstd;    /* layer norm: [max_batch] 1/sqrt(var + eps) per row */
+    eng_real *mask;    /* dropout: 0 or 1/(1-p) per unit */
+} eng__layer;
 
-/* ---- loss.c: per-task losses with row and class weights (see mtl.h) ---- */
+/* Workspace elements the layer needs for max_batch rows, as separate
+ * buffers: sizes[i] for a, d, h, z, u, rstd, mask (0 = not needed). */
+void eng__layer_workspace(const eng__layer *ly, int max_batch, size_t sizes[7]);
 
-/* Softmax cross-entropy of logits z[n][k] against class indices y[n].
- * Writes the weighted mean loss to *loss and the weight sum (the
+/* Forward on x [n][in]. rng NULL: inference (no dropout). Otherwise dropout
+ * masks are drawn from rng. */
+void eng__layer_forward(eng__layer *ly, const eng_real *x, int n, const eng_real *params,
+                        eng_rng *rng);
+
+/* Backward after a training forward. On entry ly->d holds dL/da; on return
+ * the layer's parameter gradients are in grads (overwritten) and, if dx is
+ * not NULL, dx (+)= dL/dx: overwritten when accumulate is 0, added when 1. */
+void eng__layer_backward(eng__layer *ly, const eng_real *x, int n, const eng_real *params,
+                         eng_real *grads, eng_real *dx, int accumulate);
+
+/* act.c: out = act(in + b) over [n][k] (b may be NULL: no bias; in and out
+ * may alias). */
+void eng__bias_act(eng_act act, eng_real slope, const eng_real *in, const eng_real *b, int n,
+                   int k, eng_real *out);
+/* act.c: d *= act'(.) over [n][k], reading the activation's output h
+ * (ReLU, leaky ReLU, tanh, sigmoid) or its input z (GELU); if db is not
+ * NULL it receives (overwritten) the column sums of the result. */
+void eng__act_backward(eng_act act, eng_real slope, const eng_real *h, const eng_real *z, int n,
+                       int k, eng_real *d, eng_real *db);
+
+/* layernorm.c: rows of v [n][k] normalised into u, rstd per row, and
+ * out = γ⊙u + β (out may alias v). */
+void eng__layernorm_forward(const eng_real *v, int n, int k, const eng_real *gamma,
+                            const eng_real *beta, eng_real *u, eng_real *rstd, eng_real *out);
+/* layernorm.c: d holds dL/dout on entry, dL/dv on return; dgamma, dbeta
+ * overwritten. */
+void eng__layernorm_backward(const eng_real *u, const eng_real *rstd, int n, int k,
+                             const eng_real *gamma, eng_real *d, eng_real *dgamma,
+                             eng_real *dbeta);
+
+/* dropout.c: mask[i] = 1/(1-p) with probability 1-p, else 0, for count
+ * units, drawn from rng; then a = h ⊙ mask. */
+void eng__dropout_forward(double p, eng_rng *rng, const eng_real *h, size_t count,
+                          eng_real *mask, eng_real *a);
+
+/* ---- loss.c: per-task losses with row and class weights (see mtl.h) ----
+ * Each writes the weighted mean loss to *loss and the weight sum (the
  * denominator) to *wsum. If dz is not NULL and the denominator is not 0,
- * dz[n][k] = scale * dL/dz (rows with weight 0 get 0). Rows with row weight
- * 0 are skipped entirely (their label is not read, so it may be NaN).
- * ENG_EINVAL for a label outside 0..k-1 or a negative/non-finite weight. */
+ * dz = scale * dL/dz (rows with weight 0 get 0). Rows with row weight 0 are
+ * skipped entirely (their label is not read, so it may be NaN). ENG_EINVAL
+ * for a bad label or a negative/non-finite weight. */
+
+/* Softmax cross-entropy of logits z[n][k] against class indices y[n], with
+ * label smoothing `smooth` in [0, 1). */
 int eng__loss_softmax_ce(const eng_real *z, int n, int k, const eng_real *y,
-                         const eng_real *row_weight, const eng_real *class_weight,
+                         const eng_real *row_weight, const eng_real *class_weight, double smooth,
                          double scale, eng_real *dz, double *loss, double *wsum);
 
-/* Mean squared error of z[n] (one output) against y[n], same conventions. */
-int eng__loss_mse(const eng_real *z, int n, const eng_real *y, const eng_real *row_weight,
-                  double scale, eng_real *dz, double *loss, double *wsum);
+/* Binary cross-entropy of logits z[n] against y[n] in [0, 1]; class_weight
+ * [2] optional (then y must be exactly 0 or 1). */
+int eng__loss_bce(const eng_real *z, int n, const eng_real *y, const eng_real *row_weight,
+                  const eng_real *class_weight, double scale, eng_real *dz, double *loss,
+                  double *wsum);
+
+/* Squared error (huber_delta 0) or Huber loss with that delta, of z[n]
+ * against y[n]. */
+int eng__loss_regression(const eng_real *z, int n, const eng_real *y,
+                         const eng_real *row_weight, double huber_delta, double scale,
+                         eng_real *dz, double *loss, double *wsum);
 
 #endif

@@ -16,6 +16,19 @@ double eng_accuracy(const int *truth, const int *pred, size_t n);
  * Uses a caller-provided scratch of 3*k size_t (tp, fp, fn). */
 double eng_macro_f1(const int *truth, const int *pred, size_t n, int k, size_t *scratch);
 
+/* Per-class precision tp/(tp+fp) and recall tp/(tp+fn) over k classes,
+ * into precision[k] and recall[k] (either may be NULL); 0/0 counts as 0
+ * (a class never predicted has precision 0, one never true recall 0).
+ * Counted exactly as eng_macro_f1 counts (out-of-range labels count against
+ * the other side). Scratch of 3*k size_t. */
+void eng_per_class_pr(const int *truth, const int *pred, size_t n, int k, size_t *scratch,
+                      double *precision, double *recall);
+
+/* Confusion matrix cm[k][k] row-major, cm[t*k + p] = rows with truth t and
+ * prediction p (overwritten). Rows with a label outside 0..k-1 on either
+ * side are not counted; returns how many rows were left out that way. */
+size_t eng_confusion_matrix(const int *truth, const int *pred, size_t n, int k, size_t *cm);
+
 /* Regression metrics. r2 = 1 - SS_res/SS_tot (0 when SS_tot == 0 and
  * SS_res == 0, -inf-free: returns 0 when SS_tot == 0). */
 void eng_regression_metrics(const double *truth, const double *pred, size_t n,

@@ -2,7 +2,7 @@
  * engine/mtl.c — the multi-task network of mtl.h: a shared trunk, then per
  * task a tower and a linear head, trained on sum_t lambda_t L_t.
  *
- * The model is a flat list of dense layers in parameter-block order: trunk
+ * The model is a flat list of layers (layer.c) in parameter-block order: trunk
  * layers, then for each task its tower layers and its head. Each layer knows
  * which layer feeds it (-1 = the input batch), so forward is one walk down
  * the list and backward is a walk back up each task's chain followed by the
@@ -11,13 +11,18 @@
  * without a separate pass.
  *
  * Memory is three allocations made once in eng_mtl_new: the parameter block,
- * the gradient block (same layout), and one workspace holding, per layer, the
- * activated outputs and their gradients for max_batch rows (ReLU's mask is
- * read off the activated output, so no pre-activation buffer is kept).
- * Forward and train_batch only read and write these.
+ * the gradient block (same layout), and one workspace holding, per layer,
+ * the buffers eng__layer_workspace asks for (outputs and their gradients for
+ * max_batch rows, plus what layer norm, dropout or GELU need). Forward and
+ * train_step only read and write these.
  *
  * A task that contributes no gradient (lambda 0, or every row weighted 0)
- * has its chain's gradients zeroed and is not back-propagated at all.
+ * has its chain's gradients zeroed and is not back-propagated at all. After
+ * each task's chain is back-propagated, its parameter gradients and the
+ * trunk gradient it has added to are checked for NaN/Inf (a branch-free
+ * pass over a few small buffers), so a non-finite gradient is pinned on the
+ * task that produced it; the trunk's own gradients are left to the
+ * optimiser, which checks them in the pass it makes anyway (optim.h).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -31,17 +36,14 @@
 #define WORK_ALIGN 64
 #define WORK_ALIGN_ELEMS (WORK_ALIGN / sizeof(eng_real))
 
+typedef eng__layer layer;
+
+/* One entry of the tensor table: a layer and which of its tensors. */
+enum { T_WEIGHT, T_BIAS, T_LN_GAIN, T_LN_BIAS };
 typedef struct {
-    int in, out;
-    eng_act act;
-    int src;       /* layer feeding this one; -1 = the input batch */
-    int task;      /* -1 = trunk */
-    int index;     /* position within the trunk or tower; -1 = head */
-    size_t w_off;  /* weight [out][in] in the parameter block */
-    size_t b_off;  /* bias [out] right after it */
-    eng_real *a;   /* [max_batch][out] activated output */
-    eng_real *d;   /* [max_batch][out] gradient w.r.t. a, then w.r.t. the pre-activation */
-} layer;
+    short layer;
+    short what;
+} tensor_ref;
 
 struct eng_mtl {
     eng_mtl_spec spec;
@@ -51,12 +53,16 @@ struct eng_mtl {
     int first[ENG_MAX_TASKS];        /* first layer of each task's chain */
     int head[ENG_MAX_TASKS];         /* its head (last layer of the chain) */
     layer L[MAX_NLAYERS];
+    int n_tensors;
+    tensor_ref tensors[4 * MAX_NLAYERS];
     size_t nparams;
     eng_real *params;
     eng_real *grads;
     eng_real *work;
     const eng_real *x;               /* the batch of the last forward */
     int n;
+    int bad_task;                    /* see eng_mtl_nonfinite */
+    int bad_in_gradient;
 };
 
 static int valid_width(int w)
@@ -70,7 +76,11 @@ static int check_spec(const eng_mtl_spec *s, int max_batch)
         return ENG_EINVAL;
     if (s->n_trunk < 0 || s->n_trunk > ENG_MAX_LAYERS)
         return ENG_EINVAL;
-    if (s->act != ENG_ACT_IDENTITY && s->act != ENG_ACT_RELU)
+    if ((unsigned)s->act > ENG_ACT_GELU)
+        return ENG_EINVAL;
+    if (!(s->leaky_slope >= 0 && s->leaky_slope < 1) || !(s->dropout >= 0 && s->dropout < 1))
+        return ENG_EINVAL; /* also refuses NaN */
+    if (s->layer_norm != 0 && s->layer_norm != 1)
         return ENG_EINVAL;
     for (int l = 0; l < s->n_trunk; l++)
         if (!valid_width(s->trunk[l]))
@@ -82,12 +92,20 @@ static int check_spec(const eng_mtl_spec *s, int max_batch)
         if (ts->kind == ENG_HEAD_CLASSIFICATION) {
             if (ts->n_out < 2 || !valid_width(ts->n_out))
                 return ENG_EINVAL;
-        } else if (ts->kind == ENG_HEAD_REGRESSION) {
+        } else if (ts->kind == ENG_HEAD_REGRESSION || ts->kind == ENG_HEAD_BINARY) {
             if (ts->n_out != 1)
                 return ENG_EINVAL;
         } else {
             return ENG_EINVAL;
         }
+        if (ts->loss != ENG_LOSS_DEFAULT &&
+            !(ts->loss == ENG_LOSS_HUBER && ts->kind == ENG_HEAD_REGRESSION))
+            return ENG_EINVAL;
+        if (!(ts->label_smoothing >= 0 && ts->label_smoothing < 1) ||
+            (ts->label_smoothing > 0 && ts->kind != ENG_HEAD_CLASSIFICATION))
+            return ENG_EINVAL;
+        if (!(ts->huber_delta >= 0 && ts->huber_delta <= 1e30))
+            return ENG_EINVAL;
         if (ts->n_tower < 0 || ts->n_tower > ENG_MAX_LAYERS)
             return ENG_EINVAL;
         for (int l = 0; l < ts->n_tower; l++)
@@ -97,18 +115,41 @@ static int check_spec(const eng_mtl_spec *s, int max_batch)
     return ENG_OK;
 }
 
-static void add_layer(eng_mtl *m, int in, int out, eng_act act, int src, int task, int index)
+static void add_tensor(eng_mtl *m, int l, int what)
 {
-    layer *ly = &m->L[m->n_layers++];
+    m->tensors[m->n_tensors].layer = (short)l;
+    m->tensors[m->n_tensors].what = (short)what;
+    m->n_tensors++;
+}
+
+/* hidden: a trunk or tower layer (activation, layer norm, dropout); else a
+ * head (linear). */
+static void add_layer(eng_mtl *m, int in, int out, int hidden, int src, int task, int index)
+{
+    const eng_mtl_spec *s = &m->spec;
+    const int l = m->n_layers++;
+    layer *ly = &m->L[l];
+    ly->kind = ENG__LAYER_DENSE;
     ly->in = in;
     ly->out = out;
-    ly->act = act;
+    ly->act = hidden ? s->act : ENG_ACT_IDENTITY;
+    ly->slope = (eng_real)(s->leaky_slope > 0 ? s->leaky_slope : 0.01);
+    ly->ln = hidden && s->layer_norm;
+    ly->dropout = hidden ? s->dropout : 0;
     ly->src = src;
     ly->task = task;
     ly->index = index;
     ly->w_off = m->nparams;
     ly->b_off = m->nparams + (size_t)out * (size_t)in;
-    m->nparams = ly->b_off + (size_t)out;
+    ly->g_off = ly->b_off + (size_t)out;
+    ly->p_end = ly->g_off + (ly->ln ? 2 * (size_t)out : 0);
+    m->nparams = ly->p_end;
+    add_tensor(m, l, T_WEIGHT);
+    add_tensor(m, l, T_BIAS);
+    if (ly->ln) {
+        add_tensor(m, l, T_LN_GAIN);
+        add_tensor(m, l, T_LN_BIAS);
+    }
 }
 
 /* Lays out the layers and parameter offsets; no allocation. */
@@ -117,7 +158,7 @@ static void build_layers(eng_mtl *m)
     const eng_mtl_spec *s = &m->spec;
     int width = s->n_in, src = -1;
     for (int l = 0; l < s->n_trunk; l++) {
-        add_layer(m, width, s->trunk[l], s->act, src, -1, l);
+        add_layer(m, width, s->trunk[l], 1, src, -1, l);
         width = s->trunk[l];
         src = m->n_layers - 1;
     }
@@ -128,11 +169,11 @@ static void build_layers(eng_mtl *m)
         int w = trunk_width, sr = m->top;
         m->first[t] = m->n_layers;
         for (int l = 0; l < ts->n_tower; l++) {
-            add_layer(m, w, ts->tower[l], s->act, sr, t, l);
+            add_layer(m, w, ts->tower[l], 1, sr, t, l);
             w = ts->tower[l];
             sr = m->n_layers - 1;
         }
-        add_layer(m, w, ts->n_out, ENG_ACT_IDENTITY, sr, t, -1);
+        add_layer(m, w, ts->n_out, 0, sr, t, -1);
         m->head[t] = m->n_layers - 1;
     }
 }
@@ -157,9 +198,12 @@ int eng_mtl_new(const eng_mtl_spec *spec, int max_batch, eng_mtl **out)
     /* Widths are capped at 2^24 and there are at most MAX_NLAYERS layers, so
      * these sums fit comfortably in a 64-bit size_t; the byte counts are
      * still checked against SIZE_MAX for 32-bit hosts. */
-    size_t work_elems = 0;
-    for (int l = 0; l < m->n_layers; l++)
-        work_elems += 2 * round_up((size_t)max_batch * (size_t)m->L[l].out);
+    size_t work_elems = 0, sizes[7];
+    for (int l = 0; l < m->n_layers; l++) {
+        eng__layer_workspace(&m->L[l], max_batch, sizes);
+        for (int i = 0; i < 7; i++)
+            work_elems += round_up(sizes[i]);
+    }
     rc = ENG_ENOMEM;
     if (m->nparams > SIZE_MAX / sizeof(eng_real) || work_elems > SIZE_MAX / sizeof(eng_real))
         goto fail;
@@ -171,11 +215,15 @@ int eng_mtl_new(const eng_mtl_spec *spec, int max_batch, eng_mtl **out)
     memset(m->work, 0, work_elems * sizeof(eng_real));
     eng_real *p = m->work;
     for (int l = 0; l < m->n_layers; l++) {
-        size_t sz = round_up((size_t)max_batch * (size_t)m->L[l].out);
-        m->L[l].a = p;
-        m->L[l].d = p + sz;
-        p += 2 * sz;
+        layer *ly = &m->L[l];
+        eng_real **bufs[7] = {&ly->a, &ly->d, &ly->h, &ly->z, &ly->u, &ly->rstd, &ly->mask};
+        eng__layer_workspace(ly, max_batch, sizes);
+        for (int i = 0; i < 7; i++) {
+            *bufs[i] = sizes[i] ? p : NULL;
+            p += round_up(sizes[i]);
+        }
     }
+    m->bad_task = -1;
     *out = m;
     return ENG_OK;
 fail:
@@ -215,16 +263,17 @@ eng_real *eng_mtl_grads(eng_mtl *m)
 
 int eng_mtl_ntensors(const eng_mtl *m)
 {
-    return 2 * m->n_layers;
+    return m->n_tensors;
 }
 
 int eng_mtl_tensor(const eng_mtl *m, int i, eng_tensor_info *out)
 {
-    if (!m || !out || i < 0 || i >= 2 * m->n_layers)
+    if (!m || !out || i < 0 || i >= m->n_tensors)
         return ENG_EINVAL;
-    const layer *ly = &m->L[i / 2];
-    const int is_bias = i % 2;
-    const char *kind = is_bias ? "bias" : "weight";
+    const layer *ly = &m->L[m->tensors[i].layer];
+    const int what = m->tensors[i].what;
+    static const char *const kinds[] = {"weight", "bias", "ln.weight", "ln.bias"};
+    const char *kind = kinds[what];
     eng_tensor_info t;
     memset(&t, 0, sizeof t);
     if (ly->task < 0)
@@ -233,17 +282,17 @@ int eng_mtl_tensor(const eng_mtl *m, int i, eng_tensor_info *out)
         snprintf(t.name, sizeof t.name, "tasks.%d.tower.%d.%s", ly->task, ly->index, kind);
     else
         snprintf(t.name, sizeof t.name, "tasks.%d.head.%s", ly->task, kind);
-    if (is_bias) {
-        t.rank = 1;
-        t.shape[0] = ly->out;
-        t.offset = ly->b_off;
-        t.count = (size_t)ly->out;
-    } else {
+    if (what == T_WEIGHT) {
         t.rank = 2;
         t.shape[0] = ly->out;
         t.shape[1] = ly->in;
         t.offset = ly->w_off;
         t.count = (size_t)ly->out * (size_t)ly->in;
+    } else {
+        t.rank = 1;
+        t.shape[0] = ly->out;
+        t.offset = what == T_BIAS ? ly->b_off : ly->g_off + (what == T_LN_BIAS ? ly->out : 0);
+        t.count = (size_t)ly->out;
     }
     *out = t;
     return ENG_OK;
@@ -253,15 +302,20 @@ void eng_mtl_init(eng_mtl *m, eng_rng *rng)
 {
     for (int l = 0; l < m->n_layers; l++) {
         const layer *ly = &m->L[l];
-        const int is_head = ly->index < 0;
-        double std = (!is_head && ly->act == ENG_ACT_RELU)
-                         ? sqrt(2.0 / ly->in)                 /* He */
-                         : sqrt(2.0 / (ly->in + ly->out));    /* Xavier */
+        const int he = ly->act == ENG_ACT_RELU || ly->act == ENG_ACT_LEAKY_RELU ||
+                       ly->act == ENG_ACT_GELU; /* heads are identity: Xavier */
+        double std = he ? sqrt(2.0 / ly->in)                  /* He */
+                        : sqrt(2.0 / (ly->in + ly->out));     /* Xavier */
         eng_real *w = m->params + ly->w_off;
         size_t count = (size_t)ly->out * (size_t)ly->in;
         for (size_t k = 0; k < count; k++)
             w[k] = (eng_real)(std * eng_rng_normal(rng));
         memset(m->params + ly->b_off, 0, (size_t)ly->out * sizeof(eng_real));
+        if (ly->ln)
+            for (int j = 0; j < ly->out; j++) {
+                m->params[ly->g_off + j] = 1;
+                m->params[ly->g_off + ly->out + j] = 0;
+            }
     }
 }
 
@@ -270,7 +324,7 @@ static const eng_real *layer_input(const eng_mtl *m, const layer *ly)
     return ly->src < 0 ? m->x : m->L[ly->src].a;
 }
 
-int eng_mtl_forward(eng_mtl *m, const eng_real *x, int n)
+static int forward(eng_mtl *m, const eng_real *x, int n, eng_rng *rng)
 {
     if (!m || !x || n < 1)
         return ENG_EINVAL;
@@ -280,10 +334,14 @@ int eng_mtl_forward(eng_mtl *m, const eng_real *x, int n)
     m->n = n;
     for (int l = 0; l < m->n_layers; l++) {
         layer *ly = &m->L[l];
-        eng__dense_forward(layer_input(m, ly), n, ly->in, ly->out, m->params + ly->w_off,
-                           m->params + ly->b_off, ly->act, ly->a);
+        eng__layer_forward(ly, layer_input(m, ly), n, m->params, rng);
     }
     return ENG_OK;
+}
+
+int eng_mtl_forward(eng_mtl *m, const eng_real *x, int n)
+{
+    return forward(m, x, n, NULL);
 }
 
 const eng_real *eng_mtl_output(const eng_mtl *m, int task)
@@ -301,32 +359,46 @@ static void backward_chain(eng_mtl *m, int lo, int hi, int accumulate_out)
     for (int l = hi; l >= lo; l--) {
         layer *ly = &m->L[l];
         eng_real *dx = ly->src < 0 ? NULL : m->L[ly->src].d;
-        eng__dense_backward(layer_input(m, ly), m->n, ly->in, ly->out, m->params + ly->w_off,
-                            ly->a, ly->act, ly->d, m->grads + ly->w_off, m->grads + ly->b_off,
-                            dx, l == lo ? accumulate_out : 0);
+        eng__layer_backward(ly, layer_input(m, ly), m->n, m->params, m->grads, dx,
+                            l == lo ? accumulate_out : 0);
     }
 }
 
 static void zero_grads(eng_mtl *m, int lo, int hi)
 {
-    size_t from = m->L[lo].w_off, to = m->L[hi].b_off + (size_t)m->L[hi].out;
+    size_t from = m->L[lo].w_off, to = m->L[hi].p_end;
     memset(m->grads + from, 0, (to - from) * sizeof(eng_real));
 }
 
-int eng_mtl_train_batch(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb,
-                        double *task_loss)
+/* Fills task_loss after a failure at task t: the losses up to and including
+ * t, zeros after. */
+static void report_losses(const eng_mtl *m, const double *losses, int t, double *task_loss)
+{
+    if (!task_loss)
+        return;
+    memcpy(task_loss, losses, (size_t)(t + 1) * sizeof *task_loss);
+    for (int u = t + 1; u < m->spec.n_tasks; u++)
+        task_loss[u] = 0;
+}
+
+int eng_mtl_train_step(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb,
+                       eng_rng *rng, double *task_loss)
 {
     if (!m || !tb)
+        return ENG_EINVAL;
+    m->bad_task = -1;
+    if (m->spec.dropout > 0 && !rng)
         return ENG_EINVAL;
     for (int t = 0; t < m->spec.n_tasks; t++)
         if (!tb[t].y || isnan(tb[t].lambda) || isinf(tb[t].lambda))
             return ENG_EINVAL;
-    int rc = eng_mtl_forward(m, x, n);
+    int rc = forward(m, x, n, m->spec.dropout > 0 ? rng : NULL);
     if (rc != ENG_OK)
         return rc;
 
     double losses[ENG_MAX_TASKS]; /* copied out on success, or up to the diverged task */
     int trunk_fed = 0;            /* has any task written dL/dh into the trunk's top? */
+    const size_t top_count = m->top >= 0 ? (size_t)n * (size_t)m->L[m->top].out : 0;
     for (int t = 0; t < m->spec.n_tasks; t++) {
         const eng_task_spec *ts = &m->spec.task[t];
         layer *hd = &m->L[m->head[t]];
@@ -335,28 +407,41 @@ int eng_mtl_train_batch(eng_mtl *m, const eng_real *x, int n, const eng_task_bat
         double loss = 0, wsum = 0;
         if (ts->kind == ENG_HEAD_CLASSIFICATION)
             rc = eng__loss_softmax_ce(hd->a, n, ts->n_out, tb[t].y, tb[t].row_weight,
-                                      tb[t].class_weight, lambda, dz, &loss, &wsum);
+                                      tb[t].class_weight, ts->label_smoothing, lambda, dz,
+                                      &loss, &wsum);
+        else if (ts->kind == ENG_HEAD_BINARY)
+            rc = eng__loss_bce(hd->a, n, tb[t].y, tb[t].row_weight, tb[t].class_weight, lambda,
+                               dz, &loss, &wsum);
         else
-            rc = eng__loss_mse(hd->a, n, tb[t].y, tb[t].row_weight, lambda, dz, &loss, &wsum);
+            rc = eng__loss_regression(hd->a, n, tb[t].y, tb[t].row_weight,
+                                      ts->loss == ENG_LOSS_HUBER
+                                          ? (ts->huber_delta > 0 ? ts->huber_delta : 1.0)
+                                          : 0,
+                                      lambda, dz, &loss, &wsum);
         if (rc != ENG_OK)
             return rc;
+        losses[t] = loss;
         if (isnan(loss) || isinf(loss)) {
             /* Report which task diverged: the finite losses before it, its
              * own non-finite value, zeros after. */
-            if (task_loss) {
-                memcpy(task_loss, losses, (size_t)t * sizeof *task_loss);
-                task_loss[t] = loss;
-                for (int u = t + 1; u < m->spec.n_tasks; u++)
-                    task_loss[u] = 0;
-            }
+            report_losses(m, losses, t, task_loss);
+            m->bad_task = t;
+            m->bad_in_gradient = 0;
             return ENG_ENONFINITE;
         }
-        losses[t] = loss;
         if (!dz || wsum == 0) {
             zero_grads(m, m->first[t], m->head[t]);
             continue;
         }
         backward_chain(m, m->first[t], m->head[t], trunk_fed);
+        const size_t from = m->L[m->first[t]].w_off, to = m->L[m->head[t]].p_end;
+        if (eng_any_nonfinite(m->grads + from, to - from) ||
+            (m->top >= 0 && eng_any_nonfinite(m->L[m->top].d, top_count))) {
+            report_losses(m, losses, t, task_loss);
+            m->bad_task = t;
+            m->bad_in_gradient = 1;
+            return ENG_ENONFINITE;
+        }
         if (m->top >= 0)
             trunk_fed = 1;
     }
@@ -369,4 +454,39 @@ int eng_mtl_train_batch(eng_mtl *m, const eng_real *x, int n, const eng_task_bat
     if (task_loss)
         memcpy(task_loss, losses, (size_t)m->spec.n_tasks * sizeof *task_loss);
     return ENG_OK;
+}
+
+int eng_mtl_train_batch(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb,
+                        double *task_loss)
+{
+    return eng_mtl_train_step(m, x, n, tb, NULL, task_loss);
+}
+
+int eng_mtl_nonfinite(const eng_mtl *m, int *in_gradient)
+{
+    if (!m || m->bad_task < 0)
+        return -1;
+    if (in_gradient)
+        *in_gradient = m->bad_in_gradient;
+    return m->bad_task;
+}
+
+int eng_any_nonfinite(const eng_real *a, size_t n)
+{
+    /* An exponent of all ones is Inf or NaN. Integer compares and an OR
+     * reduction vectorise without fast-math, unlike isfinite() in a loop. */
+#ifdef ENG_DOUBLE
+    typedef uint64_t bits_t;
+    const bits_t e = 0x7ff0000000000000ULL;
+#else
+    typedef uint32_t bits_t;
+    const bits_t e = 0x7f800000U;
+#endif
+    unsigned acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        bits_t b;
+        memcpy(&b, &a[i], sizeof b);
+        acc |= (b & e) == e;
+    }
+    return acc != 0;
 }
