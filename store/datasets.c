@@ -9,6 +9,9 @@
  * buffer. The dataset row and all its chunks are written in one
  * transaction: a dataset is either wholly there or not at all.
  *
+ * A dataset whose upload is still streaming (store/upload.c) has complete
+ * = 0: every query here asks for complete rows only, so it is invisible.
+ *
  * On disk the floats are little-endian, so a database file moves between
  * machines; on little-endian hosts (all we ship for) that is a plain copy.
  */
@@ -210,8 +213,8 @@ fail:
 
 static int dataset_get(store *s, int64_t id, const char *name, store_dataset *out)
 {
-    const char *sql = name ? "SELECT " DATASET_COLS " FROM datasets WHERE name = ?1"
-                           : "SELECT " DATASET_COLS " FROM datasets WHERE id = ?1";
+    const char *sql = name ? "SELECT " DATASET_COLS " FROM datasets WHERE name = ?1 AND complete"
+                           : "SELECT " DATASET_COLS " FROM datasets WHERE id = ?1 AND complete";
     store_dataset d = {0};
     int rc = STORE_EINVAL;
     if (!s || !out)
@@ -249,7 +252,7 @@ static int dataset_list_tx(store *s, store_dataset **out, size_t *n_out)
     sqlite3_stmt *st = NULL;
     store_dataset *items = NULL;
     size_t n = 0, cap = 0;
-    int rc = store__prepare(s, "SELECT " DATASET_COLS " FROM datasets ORDER BY id", &st);
+    int rc = store__prepare(s, "SELECT " DATASET_COLS " FROM datasets WHERE complete ORDER BY id", &st);
     if (rc != STORE_OK)
         goto fail;
     while ((rc = store__step_row(st)) == STORE_OK) {
@@ -327,7 +330,7 @@ static int dataset_read_tx(store *s, int64_t id, int64_t offset, int64_t limit, 
 {
     sqlite3_stmt *st = NULL;
     int64_t rows, end, seq, want, n_rows, lo, hi;
-    int cols, rc = store__prepare(s, "SELECT n_rows, n_cols FROM datasets WHERE id = ?1", &st);
+    int cols, rc = store__prepare(s, "SELECT n_rows, n_cols FROM datasets WHERE id = ?1 AND complete", &st);
 
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 1, id));
@@ -415,7 +418,7 @@ static int dataset_delete_tx(store *s, int64_t id)
     int found = 0, rc;
     size_t i;
 
-    rc = store__exists(s, "SELECT 1 FROM datasets WHERE id = ?1", id, &found);
+    rc = store__exists(s, "SELECT 1 FROM datasets WHERE id = ?1 AND complete", id, &found);
     if (rc == STORE_OK && !found)
         rc = STORE_ENOTFOUND;
     if (rc == STORE_OK)
@@ -437,6 +440,50 @@ int store_dataset_delete(store *s, int64_t id)
     if (rc == STORE_OK)
         rc = store__end(s, dataset_delete_tx(s, id));
     store__unlock(s);
+fail:
+    return rc;
+}
+
+/* ---- usage ------------------------------------------------------------------ */
+
+static int dataset_usage_tx(store *s, int64_t id, int64_t *tasks, int64_t *jobs)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prepare(s,
+                            "SELECT (SELECT count(*) FROM tasks WHERE dataset_id = ?1),"
+                            " (SELECT count(DISTINCT j.id) FROM jobs j"
+                            "  JOIN job_tasks jt ON jt.job_id = j.id"
+                            "  JOIN tasks t ON t.id = jt.task_id"
+                            "  WHERE t.dataset_id = ?1 AND j.state IN ('queued','running'))"
+                            " FROM datasets WHERE id = ?1 AND complete",
+                            &st);
+    if (rc == STORE_OK)
+        rc = store__err(sqlite3_bind_int64(st, 1, id));
+    if (rc == STORE_OK)
+        rc = store__step_row(st);
+    if (rc == STORE_OK) {
+        *tasks = sqlite3_column_int64(st, 0);
+        *jobs = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_dataset_usage(store *s, int64_t id, int64_t *tasks, int64_t *active_jobs)
+{
+    int64_t t = 0, j = 0;
+    int rc = STORE_EINVAL;
+    if (!s || !tasks || !active_jobs)
+        goto fail;
+    store__lock(s);
+    rc = store__begin_read(s);
+    if (rc == STORE_OK)
+        rc = store__end(s, dataset_usage_tx(s, id, &t, &j));
+    store__unlock(s);
+    if (rc == STORE_OK) {
+        *tasks = t;
+        *active_jobs = j;
+    }
 fail:
     return rc;
 }

@@ -73,8 +73,44 @@ int store_dataset_list(store *s, store_dataset **out, size_t *n);
  * limit*cols floats); *n_out = rows written. */
 int store_dataset_read(store *s, int64_t id, int64_t offset, int64_t limit,
                        float *out, int64_t *n_out);
-/* STORE_EINUSE when a task refers to it. */
+/* STORE_EINUSE when a task refers to it (and so when a queued or running
+ * job does: jobs use datasets through their tasks). */
 int store_dataset_delete(store *s, int64_t id);
+/* How many tasks refer to the dataset, and how many queued or running jobs
+ * use it through their tasks (for a precise "in use" message). */
+int store_dataset_usage(store *s, int64_t id, int64_t *tasks, int64_t *active_jobs);
+
+/* ---- streaming uploads (store/upload.c) --------------------------------
+ *
+ * A dataset written while it is parsed, one chunk at a time, in bounded
+ * memory: begin (reserves the name: STORE_EEXISTS at once if taken), append
+ * chunks of STORE_CHUNK_ROWS rows (only the last may be shorter), optionally
+ * rewrite chunks already appended (values that could only be known at the
+ * end), then commit. Until commit the dataset is invisible to every other
+ * store call; commit is durable (synchronous=FULL) before it returns.
+ * store_upload_close without a successful commit removes everything the
+ * upload stored (and a crash's leftovers are removed by the next
+ * store_open). Each upload has its own SQLite connection: store calls of
+ * other threads are not blocked while it runs, and every chunk is its own
+ * short write transaction. Thread-safety: one thread at a time per upload.
+ * Errors of append/rewrite/commit are sticky: the upload is then only good
+ * for close. */
+typedef struct store_upload store_upload;
+int store_upload_begin(store *s, const char *name, store_upload **out);
+/* rows: row-major [n_rows][cols] float32, copied (caller keeps it). */
+int store_upload_append(store_upload *u, const float *rows, int64_t n_rows, int cols);
+/* Called by store_upload_rewrite with chunk seq's values (rows [n_rows][cols],
+ * the first being row seq*STORE_CHUNK_ROWS), to change in place; non-zero
+ * stops the rewrite (STORE_EINVAL). */
+typedef int (*store_chunk_fn)(void *ctx, int64_t seq, float *rows, int64_t n_rows, int cols);
+int store_upload_rewrite(store_upload *u, int64_t seq, store_chunk_fn fn, void *ctx);
+/* Rows appended so far. */
+int64_t store_upload_rows(const store_upload *u);
+/* Makes the dataset visible with its metadata, durably; *id_out = its id.
+ * cols must match the chunks' (it gives the width of a dataset of 0 rows). */
+int store_upload_commit(store_upload *u, int cols, const char *meta, int64_t *id_out);
+/* Ends the upload: discards it unless committed. NULL is fine. */
+void store_upload_close(store_upload *u);
 
 /* ---- tasks -------------------------------------------------------------- */
 
