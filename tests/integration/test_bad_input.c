@@ -148,6 +148,27 @@ START_TEST(routes_methods_and_ids)
 }
 END_TEST
 
+/* Found by a fresh-eyes test: a decoded %00 cut names short (so a DELETE
+ * could remove another dataset), and invalid UTF-8 in a path turned the
+ * error into a bodiless 503. */
+START_TEST(nul_and_invalid_utf8_in_urls)
+{
+    json_decref(h_upload(&P, "chunky", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    expect(post("/v1/datasets?name=a%00b", "text/csv", "x\n1\n"), 422, "invalid", NULL, "name");
+    expect(h_req(&P, "DELETE", "/v1/datasets/chunky%00anything", NULL, NULL, 0), 404, "not_found",
+           NULL, NULL);
+    expect(h_req(&P, "GET", "/v1/datasets/%ff", NULL, NULL, 0), 404, "not_found", NULL, NULL);
+    expect(h_req(&P, "GET", "/v1/jobs/%ff%fe", NULL, NULL, 0), 404, "not_found", NULL, NULL);
+    char path[2048];
+    size_t off = (size_t)snprintf(path, sizeof path, "/v1/datasets/");
+    for (int i = 0; i < 300; i++)
+        off += (size_t)snprintf(path + off, sizeof path - off, "%%C3%%A9");
+    expect(h_req(&P, "GET", path, NULL, NULL, 0), 404, "not_found", NULL, NULL);
+    /* the dataset is still there */
+    json_decref(h_get_json(&P, "/v1/datasets/chunky", 200));
+}
+END_TEST
+
 START_TEST(oversized_json_body_is_refused)
 {
     size_t n = 2u << 20;
@@ -175,6 +196,7 @@ Suite *bad_input_suite(void)
     tcase_add_test(tc, job_spec_errors_name_the_key_path);
     tcase_add_test(tc, routes_methods_and_ids);
     tcase_add_test(tc, oversized_json_body_is_refused);
+    tcase_add_test(tc, nul_and_invalid_utf8_in_urls);
     suite_add_tcase(s, tc);
     return s;
 }
