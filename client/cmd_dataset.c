@@ -17,6 +17,7 @@ const cli_opt cli_dataset_upload_opts[] = {
     {"name", 0, "N", "dataset name (default: FILE's basename without its extension)"},
     {"missing", 0, "POLICY", "missing cells: error, drop or fill (default: the server's)"},
     {"delimiter", 0, "C", "field separator, one character such as , or ; (or 'tab')"},
+    {"no-header", 0, NULL, "the file has no header row: columns are named c0, c1, ..."},
     {NULL, 0, NULL, NULL},
 };
 
@@ -125,6 +126,7 @@ int cli_cmd_dataset_upload(cli_ctx *ctx, const cli_args *args)
     const char *name = cli_args_get(args, "name");
     const char *missing = cli_args_get(args, "missing");
     const char *delim = cli_args_get(args, "delimiter");
+    const char *no_header = cli_args_get(args, "no-header");
     char defname[256];
     cli_buf q = {0};
     cli_resp r = {0};
@@ -175,7 +177,8 @@ int cli_cmd_dataset_upload(cli_ctx *ctx, const cli_args *args)
 
     if (cli_query_add(ctx, &q, "name", name) ||
         (missing && cli_query_add(ctx, &q, "missing", missing)) ||
-        (delim && cli_query_add(ctx, &q, "delimiter", delim))) {
+        (delim && cli_query_add(ctx, &q, "delimiter", delim)) ||
+        (no_header && cli_query_add(ctx, &q, "header", "false"))) {
         cli_err("out of memory");
         goto out;
     }

@@ -162,7 +162,11 @@ static int report_curl(const cli_ctx *ctx, CURLcode cc, const char *errbuf, cons
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
-        cli_err("cannot connect to %s: %s", ctx->url, clean);
+        if (ctx->wait_s > 0)
+            cli_err("cannot connect to %s (kept trying for %g s): %s", ctx->url, ctx->wait_s,
+                    clean);
+        else
+            cli_err("cannot connect to %s: %s", ctx->url, clean);
         return CLI_EXIT_CONNECT;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:

@@ -41,7 +41,7 @@ typedef struct command {
 static const command commands[] = {
     {NULL, "health", "", 0, 0, NULL, "check that the server answers", cli_cmd_health},
     {NULL, "version", "", 0, 0, NULL, "print mtlctl's version", cli_cmd_version},
-    {"dataset", "upload", "FILE [--name N] [--missing error|drop|fill] [--delimiter C]", 1, 1,
+    {"dataset", "upload", "FILE [--name N] [--missing error|drop|fill] [--delimiter C] [--no-header]", 1, 1,
      cli_dataset_upload_opts, "upload a CSV file (streamed from disk; '-' reads stdin)",
      cli_cmd_dataset_upload},
     {"dataset", "list", "", 0, 0, NULL, "list datasets", cli_cmd_dataset_list},
@@ -112,7 +112,7 @@ static void print_command_line(FILE *f, const command *c)
         pos--;
     snprintf(words, sizeof words, "%s%s%s%s%.*s", c->group ? c->group : "",
              c->group ? " " : "", c->name, pos ? " " : "", (int)pos, c->synopsis);
-    fprintf(f, "  %-24s %s\n", words, c->summary);
+    fprintf(f, "  %-25s %s\n", words, c->summary);
 }
 
 static void print_main_help(FILE *f)
@@ -122,7 +122,7 @@ static void print_main_help(FILE *f)
                "HTTP.\n\nCommands:\n");
     for (size_t k = 0; k < NCOMMANDS; k++)
         print_command_line(f, &commands[k]);
-    fprintf(f, "  %-24s %s\n", "help [COMMAND]", "show help for a command");
+    fprintf(f, "  %-25s %s\n", "help [COMMAND]", "show help for a command");
     fprintf(f, "\nGlobal options (accepted anywhere on the line):\n");
     cli_args_print_opts(f, global_opts, "show help (after any command: its help)");
     fprintf(f, "\nExit status: 0 ok; 1 the server refused (4xx); 2 usage or local error;\n"
