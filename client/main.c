@@ -112,7 +112,7 @@ static void print_command_line(FILE *f, const command *c)
         pos--;
     snprintf(words, sizeof words, "%s%s%s%s%.*s", c->group ? c->group : "",
              c->group ? " " : "", c->name, pos ? " " : "", (int)pos, c->synopsis);
-    fprintf(f, "  %-25s %s\n", words, c->summary);
+    fprintf(f, "  %-26s %s\n", words, c->summary);
 }
 
 static void print_main_help(FILE *f)
@@ -122,7 +122,7 @@ static void print_main_help(FILE *f)
                "HTTP.\n\nCommands:\n");
     for (size_t k = 0; k < NCOMMANDS; k++)
         print_command_line(f, &commands[k]);
-    fprintf(f, "  %-25s %s\n", "help [COMMAND]", "show help for a command");
+    fprintf(f, "  %-26s %s\n", "help [COMMAND]", "show help for a command");
     fprintf(f, "\nGlobal options (accepted anywhere on the line):\n");
     cli_args_print_opts(f, global_opts, "show help (after any command: its help)");
     fprintf(f, "\nExit status: 0 ok; 1 the server refused (4xx); 2 usage or local error;\n"
