@@ -41,7 +41,15 @@ static const setting settings[] = {
     {"config", T_STR, S(config), "", 0, 0, "read settings from this file (key = value lines)"},
     {"insecure", T_BOOL, L(insecure), "false", 0, 1,
      "allow a non-loopback address without --token-file"},
-    {"log-level", T_STR, S(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"log-level", T_STR, S(log_level), "info", 0, 0,
+     "error, warn, info or debug: lines above this level are not written"},
+    {"log-file", T_STR, S(log_file), "", 0, 0,
+     "append the log to this file instead of stderr; SIGHUP reopens it"},
+    {"max-model-bytes", T_LONG, L(max_model_bytes), "4294967296", 1024, 1L << 40,
+     "memory one job's model may take (parameters, gradients, optimiser state, "
+     "activations); a bigger model fails its job with model_too_large"},
+    {"status-interval", T_LONG, L(status_interval), "5", 1, 3600,
+     "seconds between sd_notify STATUS= updates (also sent on every job state change)"},
     {"http-threads", T_LONG, L(http_threads), "4", 1, 64, "threads answering HTTP requests"},
     {"max-json-body", T_LONG, L(max_json_body), "1048576", 1024, 1L << 30,
      "largest JSON request body in bytes"},
@@ -224,6 +232,12 @@ int mtld_config_load(int argc, char **argv, mtld_config *cfg, char *err, size_t 
         snprintf(where, sizeof where, "--%s", key);
         if (set(cfg, s, val, where, err, errlen) != 0)
             return CONFIG_ERROR;
+    }
+    if (strcmp(cfg->log_level, "error") && strcmp(cfg->log_level, "warn") &&
+        strcmp(cfg->log_level, "info") && strcmp(cfg->log_level, "debug")) {
+        snprintf(err, errlen, "'log-level' must be error, warn, info or debug, got '%s'",
+                 cfg->log_level);
+        return CONFIG_ERROR;
     }
     if (cfg->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

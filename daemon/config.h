@@ -15,6 +15,7 @@ typedef struct {
     char ready_file[2048];
     char config[2048];
     char log_level[16];
+    char log_file[2048];
     long workers;
     long max_queued;
     long http_threads;
@@ -22,6 +23,8 @@ typedef struct {
     long max_upload;
     long max_connections;
     long connection_timeout;
+    long max_model_bytes;
+    long status_interval;
     int insecure;
 } mtld_config;
 

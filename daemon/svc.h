@@ -47,6 +47,7 @@ typedef struct {
     const char *data_dir;  /* created if missing; holds mtld.db and checkpoints/ */
     int workers;           /* training threads (>= 1) */
     int max_queued;        /* queued jobs at most (0 = unlimited) */
+    int64_t max_model_bytes; /* estimated memory of one job's model at most (0 = unlimited) */
 } svc_config;
 
 typedef struct svc svc;
@@ -64,6 +65,10 @@ typedef struct {
     int queued, running, succeeded, failed, cancelled;
 } svc_counts;
 int svc_job_counts(svc *s, svc_counts *out);
+/* A number that changes whenever a job changes state (submitted, started,
+ * finished, cancelled, re-queued): main() polls it to send sd_notify STATUS
+ * lines on changes. Thread-safe, lock-free. */
+unsigned long svc_changes(svc *s);
 
 /* ---- datasets ---------------------------------------------------------- */
 
@@ -110,5 +115,78 @@ int svc_job_checkpoints(svc *s, const char *key, json_t **out, svc_error *e);
 /* The latest checkpoint's file: path (into buf) and size, for streaming. */
 int svc_job_checkpoint_file(svc *s, const char *key, char *path, size_t pathlen,
                             int64_t *bytes, svc_error *e);
+/* Same for one checkpoint: which = "latest", "best" (lowest held-out loss at
+ * an epoch end) or a checkpoint id in decimal. */
+int svc_job_checkpoint_file_which(svc *s, const char *key, const char *which, char *path,
+                                  size_t pathlen, int64_t *bytes, svc_error *e);
+
+/* ---- live events (svc_events.c) ----------------------------------------
+ * Every job has an in-memory ring of its recent events, written by the
+ * training thread without ever waiting for a reader. A watcher reads it at
+ * its own pace; `notify` tells it (from the training thread, under the
+ * ring's lock: it must not block and must not call svc_events_*) that there
+ * is something new. */
+typedef struct svc_watch svc_watch;
+
+typedef struct {
+    int64_t id;      /* > 0: the event's id in the job's stream (Last-Event-ID);
+                        0: a snapshot or synthesised event that has no id */
+    char type[16];   /* "progress", "metric" or "state" */
+    char *data;      /* JSON text, malloc'd: svc_event_clear frees it */
+    int final;       /* the job's final state: the stream ends after it */
+} svc_event;
+
+/* Starts watching job key. last_id < 0: from now, beginning with a snapshot
+ * (a state event, and a progress event unless the job has ended);
+ * last_id >= 0: the events after that id still held in memory. At most
+ * max_watchers watchers per job (SVC_EFULL beyond; 0 = no limit).
+ * *out is new: svc_events_unwatch releases it. */
+int svc_events_watch(svc *s, const char *key, int64_t last_id, int max_watchers,
+                     void (*notify)(void *ctx), void *ctx, svc_watch **out, svc_error *e);
+/* Non-blocking. 1: *ev filled (clear it); 0: nothing now, wait for notify
+ * (or call again later: a job that ended without an event, e.g. a queued job
+ * cancelled, is noticed by polling the store at most every 2 s);
+ * 2: the stream is over (the final state was handed out, or the job is gone). */
+int svc_events_next(svc_watch *w, svc_event *ev);
+void svc_event_clear(svc_event *ev);
+void svc_events_unwatch(svc_watch *w); /* NULL is fine */
+
+/* ---- predictions (svc_predict.c) ---------------------------------------
+ * req: {"task"?: name, "rows": [[v, ...] | {"col": v, ...}, ...],
+ *       "checkpoint"?: "latest" | "best" | id}. Row arrays give the job's
+ * input columns in the order the reply's "columns" lists (an object names
+ * them); categories are their text. *out = predictions in the target's units
+ * or label texts, with class probabilities. At most max_rows rows (SVC_ELIMIT). */
+int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_t **out,
+                    svc_error *e);
+
+/* ---- figures for GET /metrics (svc_stats.c) ----------------------------- */
+#define SVC_STATS_MAX_RUNNING 64
+typedef struct {
+    svc_counts jobs;
+    int64_t datasets, dataset_bytes, tasks;
+    size_t n_running;
+    struct {
+        int64_t job_id;
+        int64_t step, steps;
+        double steps_per_s, samples_per_s; /* recent rate; 0 until known */
+    } running[SVC_STATS_MAX_RUNNING];
+} svc_stats;
+int svc_stats_get(svc *s, svc_stats *out, svc_error *e);
+
+/* ---- idempotent creation (svc_idem.c) -----------------------------------
+ * An Idempotency-Key names one creating request. svc_idem_begin reserves
+ * it (SVC_OK, *replay = NULL: go ahead and create), or finds it used:
+ * the same request finished before → SVC_OK with *replay = {"status",
+ * "content_type", "body"} (new ref) to send again; the same request still
+ * in progress → SVC_ECONFLICT; a different request (fingerprint differs) →
+ * SVC_EINVAL. Then exactly one of svc_idem_finish (a 2xx was produced: keep
+ * it) or svc_idem_abort (nothing was created: forget the key). Keys are kept
+ * 24 hours. */
+int svc_idem_begin(svc *s, const char *key, const char *fingerprint, json_t **replay,
+                   svc_error *e);
+int svc_idem_finish(svc *s, const char *key, int status, const char *content_type,
+                    const char *body, size_t len);
+void svc_idem_abort(svc *s, const char *key);
 
 #endif

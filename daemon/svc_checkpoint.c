@@ -169,6 +169,37 @@ fail:
     return -1;
 }
 
+json_t *svc__safetensors_metadata(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char len8[8];
+    char *text = NULL;
+    json_t *hdr = NULL, *meta = NULL;
+    if (!f)
+        return NULL;
+    if (fread(len8, 1, 8, f) != 8)
+        goto done;
+    uint64_t hlen = 0;
+    for (int b = 7; b >= 0; b--)
+        hlen = (hlen << 8) | len8[b];
+    if (hlen == 0 || hlen > MAX_HEADER)
+        goto done;
+    text = malloc((size_t)hlen);
+    if (!text || fread(text, 1, (size_t)hlen, f) != (size_t)hlen)
+        goto done;
+    hdr = json_loadb(text, (size_t)hlen, 0, NULL);
+    meta = json_object_get(hdr, "__metadata__");
+    if (json_is_object(meta))
+        json_incref(meta);
+    else
+        meta = NULL;
+done:
+    json_decref(hdr);
+    free(text);
+    fclose(f);
+    return meta;
+}
+
 int svc__safetensors_get(const svc__safetensors *st, const char *name, float *dst, size_t count)
 {
     json_t *t = json_object_get(st->header, name);

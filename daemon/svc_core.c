@@ -10,14 +10,18 @@
  * loses no queued work. Running jobs sit in running[] so cancel and
  * shutdown can reach them through atomics the runner reads between steps.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "daemon/svc_internal.h"
+#include "daemon/svc_log.h"
 
 static const struct {
     int code;
@@ -93,15 +97,61 @@ int svc__valid_name(const char *name)
     return 1;
 }
 
+double svc__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void svc__changed(svc *s)
+{
+    atomic_fetch_add(&s->changes, 1);
+}
+
+unsigned long svc_changes(svc *s)
+{
+    return s ? atomic_load(&s->changes) : 0;
+}
+
+/* Called with svc.mu held. */
 static svc__running *claim_slot(svc *s, int64_t job_id)
 {
     for (int i = 0; i < SVC__MAX_RUNNING; i++)
         if (s->running[i].job_id == 0) {
-            s->running[i].job_id = job_id;
-            atomic_store(&s->running[i].cancel, 0);
-            return &s->running[i];
+            svc__running *r = &s->running[i];
+            r->job_id = job_id;
+            atomic_store(&r->cancel, 0);
+            atomic_store(&r->step, 0);
+            atomic_store(&r->total, 0);
+            atomic_store(&r->step0, 0);
+            r->t0 = svc__now();
+            return r;
         }
     return NULL;
+}
+
+/* Logs how a job ended, read back from the store (the runner recorded it). */
+static void log_job_end(svc *s, int64_t id, double t_start)
+{
+    store_job j = {0};
+    if (!svc_log_enabled(SVC_LOG_INFO) || store_job_get(s->db, id, &j) != STORE_OK)
+        return;
+    char msg[400];
+    double dur = svc__now() - t_start;
+    if (!strcmp(j.state, "failed"))
+        svc_log(SVC_LOG_WARN, "job_finished", "job=%lld state=failed code=%s step=%lld "
+                "duration_s=%.3f message=\"%s\"", (long long)id,
+                j.error_code ? j.error_code : "-", (long long)j.step, dur,
+                svc_log_quote(msg, sizeof msg, j.error_message));
+    else if (!strcmp(j.state, "queued"))
+        svc_log(SVC_LOG_INFO, "job_requeued", "job=%lld step=%lld duration_s=%.3f",
+                (long long)id, (long long)j.step, dur);
+    else
+        svc_log(SVC_LOG_INFO, "job_finished", "job=%lld state=%s step=%lld steps=%lld "
+                "duration_s=%.3f", (long long)id, j.state, (long long)j.step,
+                (long long)j.steps, dur);
+    store_job_clear(&j);
 }
 
 static void *worker_main(void *arg)
@@ -125,10 +175,16 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (!slot)
             continue;
+        svc__changed(s);
+        double t_start = svc__now();
+        SVC_LOG(SVC_LOG_INFO, "job_started", "job=%lld", (long long)id);
         svc__run_job(s, id, slot);
+        log_job_end(s, id, t_start);
         pthread_mutex_lock(&s->mu);
         slot->job_id = 0;
+        pthread_cond_broadcast(&s->slot_freed);
         pthread_mutex_unlock(&s->mu);
+        svc__changed(s);
     }
     return NULL;
 }
@@ -138,6 +194,27 @@ static int make_dir(const char *path)
     if (mkdir(path, 0750) == 0 || errno == EEXIST)
         return 0;
     return -1;
+}
+
+/* Removes "*.tmp" files a crash left in the checkpoint directory: a
+ * checkpoint is only ever recorded after its rename, so a .tmp file is
+ * never referenced by anything. */
+static void remove_stray_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0) {
+            char path[4600];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            if (unlink(path) == 0)
+                SVC_LOG(SVC_LOG_WARN, "stray_checkpoint_removed", "path=\"%s\"", path);
+        }
+    }
+    closedir(d);
 }
 
 int svc_open(const svc_config *cfg, svc **out, char *errbuf, size_t errlen)
@@ -150,6 +227,8 @@ int svc_open(const svc_config *cfg, svc **out, char *errbuf, size_t errlen)
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->slot_freed, NULL);
+    s->max_model_bytes = cfg->max_model_bytes;
     s->n_workers = cfg->workers > 0 ? cfg->workers : 1;
     s->max_queued = cfg->max_queued;
     s->data_dir = strdup(cfg->data_dir);
@@ -172,6 +251,10 @@ int svc_open(const svc_config *cfg, svc **out, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot re-queue interrupted jobs");
         goto fail;
     }
+    if (requeued > 0)
+        SVC_LOG(SVC_LOG_WARN, "jobs_requeued", "count=%d reason=\"found running at start\"",
+                requeued);
+    remove_stray_tmp(s->ckpt_dir);
     s->pending = 1; /* look for queued jobs at start (resumes after a crash) */
     s->threads = calloc((size_t)s->n_workers, sizeof *s->threads);
     if (!s->threads) {
@@ -199,6 +282,7 @@ void svc__wake(svc *s)
     s->pending++;
     pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->mu);
+    svc__changed(s);
 }
 
 void svc_stop(svc *s)
@@ -219,11 +303,13 @@ void svc_close(svc *s)
     if (!s)
         return;
     svc_stop(s);
+    svc__extras_free(s); /* event rings, predict cache (svc_events.c) */
     store_close(s->db);
     free(s->threads);
     free(s->data_dir);
     free(s->ckpt_dir);
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->slot_freed);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

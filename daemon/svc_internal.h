@@ -21,6 +21,11 @@
 typedef struct {
     int64_t job_id;           /* 0 = free slot */
     atomic_int cancel;        /* set by svc_job_cancel */
+    /* Written by the runner, read for eta_seconds (svc_job.c): */
+    atomic_llong step;        /* steps done */
+    atomic_llong total;       /* steps of the whole job (0 until known) */
+    atomic_llong step0;       /* step this run started (or resumed) from */
+    double t0;                /* CLOCK_MONOTONIC seconds when step0 was set (under svc.mu) */
 } svc__running;
 
 struct svc {
@@ -29,6 +34,7 @@ struct svc {
     char *ckpt_dir;
     int n_workers;
     int max_queued;
+    int64_t max_model_bytes;
     pthread_t *threads;
     int started;
 
@@ -37,7 +43,31 @@ struct svc {
     int pending;              /* wake-ups not consumed yet */
     atomic_int stopping;      /* read by runners between steps */
     svc__running running[SVC__MAX_RUNNING];
+    pthread_cond_t slot_freed; /* a running[] slot was released (cancel waits on it) */
+    atomic_ulong changes;      /* bumped on every job state change (svc_changes) */
+    /* Created on first use (compare-and-swap), freed by svc__extras_free: */
+    struct svc__events *_Atomic events;  /* per-job event rings (svc_events.c) */
+    struct svc__pcache *_Atomic pcache;  /* loaded models for predict (svc_predict.c) */
 };
+
+/* ---- events, prediction cache (svc_events.c, svc_predict.c) ------------- */
+/* Publishing never waits for readers: a short lock, a copy into the job's
+ * ring, a notify per watcher. Called by the runner. */
+void svc__events_progress(svc *s, int64_t job_id, int64_t step, int64_t steps, int batch);
+void svc__events_metrics(svc *s, int64_t job_id, const store_metric *m, size_t n);
+void svc__events_state(svc *s, int64_t job_id, const char *state, const char *err_code,
+                       const char *err_msg);
+/* Recent training rate of a job from its progress events (0 if unknown). */
+void svc__events_rate(svc *s, int64_t job_id, double *steps_per_s, double *samples_per_s);
+void svc__events_free(svc *s);
+void svc__pcache_free(svc *s);
+/* Frees both (svc_close). */
+void svc__extras_free(svc *s);
+
+/* Records a job state change (for sd_notify STATUS). */
+void svc__changed(svc *s);
+/* CLOCK_MONOTONIC in seconds. */
+double svc__now(void);
 
 /* Signals the workers that a job was queued. */
 void svc__wake(svc *s);
@@ -86,6 +116,7 @@ typedef struct {
     int priority;
     int checkpoint_every;
     int keep_checkpoints;
+    char from_job[65];        /* from_checkpoint: the source job's id ("" = none) */
 } svc__spec;
 
 /* Validates a job spec strictly (unknown keys, types, ranges) and fills *out
@@ -123,6 +154,9 @@ typedef struct {
 } svc__safetensors;
 
 int svc__safetensors_read(const char *path, svc__safetensors *out, char *err, size_t errlen);
+/* Reads only the header's "__metadata__" object (new ref; NULL if the file
+ * is unreadable or has none): cheap, for listings. */
+json_t *svc__safetensors_metadata(const char *path);
 /* Copies tensor name (F32, count elements) into dst; -1 if absent or mismatched. */
 int svc__safetensors_get(const svc__safetensors *st, const char *name, float *dst, size_t count);
 void svc__safetensors_clear(svc__safetensors *st);

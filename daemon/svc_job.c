@@ -2,14 +2,27 @@
  * daemon/svc_job.c — the job resources: submission (validate the spec and
  * every task it names, then commit it as queued and wake a worker), views,
  * cancel, removal, metrics and checkpoint listings.
+ *
+ * A job's view is the stored row plus, while it runs, live figures from its
+ * running[] slot (step, progress, eta_seconds), which the runner updates
+ * with atomics every step: the store is written at most four times a second.
+ * Cancelling a running job sets the slot's flag and waits (at most one
+ * second) for the runner to record `cancelled`, so the reply normally shows
+ * the final state.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/svc_internal.h"
+#include "daemon/svc_log.h"
+
+/* How long svc_job_cancel waits for a running job to stop. */
+#define CANCEL_WAIT_S 1.0
 
 static int is_terminal(const char *state)
 {
@@ -45,6 +58,36 @@ json_t *svc__job_json(const store_job *j)
     if (spec)
         json_object_set_new(o, "spec", spec);
     return o;
+}
+
+/* Adds the live figures of a running job (step, progress, eta_seconds) to
+ * its view; eta_seconds is null when the job is not running or too new to
+ * estimate (no step done since it started or resumed). */
+static void add_live(svc *s, json_t *o, const store_job *j)
+{
+    json_t *eta = json_null();
+    if (!strcmp(j->state, "running")) {
+        long long step = -1, total = 0, step0 = 0;
+        double t0 = 0;
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < SVC__MAX_RUNNING; i++)
+            if (s->running[i].job_id == j->id) {
+                step = atomic_load(&s->running[i].step);
+                total = atomic_load(&s->running[i].total);
+                step0 = atomic_load(&s->running[i].step0);
+                t0 = s->running[i].t0;
+            }
+        pthread_mutex_unlock(&s->mu);
+        if (step >= 0 && total > 0) {
+            double elapsed = svc__now() - t0;
+            json_object_set_new(o, "step", json_integer(step));
+            json_object_set_new(o, "steps", json_integer(total));
+            json_object_set_new(o, "progress", json_real((double)step / (double)total));
+            if (step > step0 && elapsed > 0)
+                eta = json_real(elapsed / (double)(step - step0) * (double)(total - step));
+        }
+    }
+    json_object_set_new(o, "eta_seconds", eta);
 }
 
 static int find_job(svc *s, const char *key, store_job *out, svc_error *e)
@@ -95,6 +138,25 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
                 return svc__fail(e, SVC_EINVAL, field, "task '%s' is listed twice",
                                  sp.tasks[i].task);
     }
+    if (sp.from_job[0]) {
+        store_job src = {0};
+        store_checkpoint c = {0};
+        int64_t src_id = strtoll(sp.from_job, NULL, 10);
+        rc = store_job_get(s->db, src_id, &src);
+        store_job_clear(&src);
+        if (rc == STORE_ENOTFOUND)
+            return svc__fail(e, SVC_EINVAL, "from_checkpoint", "'from_checkpoint': no job %s",
+                             sp.from_job);
+        if (rc != STORE_OK)
+            return svc__store_fail(e, rc, "job", sp.from_job);
+        rc = store_checkpoint_latest(s->db, src_id, &c);
+        store_checkpoint_clear(&c);
+        if (rc == STORE_ENOTFOUND)
+            return svc__fail(e, SVC_EINVAL, "from_checkpoint",
+                             "'from_checkpoint': job %s has no checkpoint", sp.from_job);
+        if (rc != STORE_OK)
+            return svc__store_fail(e, rc, "checkpoint of job", sp.from_job);
+    }
     if (s->max_queued > 0) {
         svc_counts c;
         if (svc_job_counts(s, &c) == SVC_OK && c.queued >= s->max_queued)
@@ -109,6 +171,7 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
     free(text);
     if (rc != STORE_OK)
         return svc__store_fail(e, rc, "job", sp.name);
+    SVC_LOG(SVC_LOG_INFO, "job_submitted", "job=%lld priority=%d", (long long)id, sp.priority);
     svc__wake(s);
     *out = json_pack("{s:I,s:s}", "id", (json_int_t)id, "state", "queued");
     return SVC_OK;
@@ -134,6 +197,7 @@ int svc_job_list(svc *s, const char *state, json_t **out, svc_error *e)
     for (size_t i = 0; i < n; i++) {
         json_t *j = svc__job_json(&jobs[i]);
         json_object_del(j, "spec");
+        add_live(s, j, &jobs[i]);
         json_array_append_new(arr, j);
     }
     store_job_list_free(jobs, n);
@@ -148,8 +212,18 @@ int svc_job_get(svc *s, const char *key, json_t **out, svc_error *e)
     if (rc != SVC_OK)
         return rc;
     *out = svc__job_json(&j);
+    add_live(s, *out, &j);
     store_job_clear(&j);
     return SVC_OK;
+}
+
+/* Called with svc.mu held. */
+static int is_running_here(svc *s, int64_t id)
+{
+    for (int i = 0; i < SVC__MAX_RUNNING; i++)
+        if (s->running[i].job_id == id)
+            return 1;
+    return 0;
 }
 
 int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
@@ -166,10 +240,22 @@ int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
     if (rc == STORE_OK) {
         if (!strcmp(j.state, "queued")) {
             rc = store_job_set_state(s->db, id, "cancelled", NULL, NULL);
+            if (rc == STORE_OK) {
+                svc__changed(s);
+                SVC_LOG(SVC_LOG_INFO, "job_cancelled", "job=%lld was=queued", (long long)id);
+            }
         } else if (!strcmp(j.state, "running")) {
             for (int i = 0; i < SVC__MAX_RUNNING; i++)
                 if (s->running[i].job_id == id)
                     atomic_store(&s->running[i].cancel, 1);
+            /* The runner checks the flag between steps (and inside evaluation):
+             * wait for it to finish so the reply shows the end state. */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += (time_t)CANCEL_WAIT_S;
+            while (is_running_here(s, id))
+                if (pthread_cond_timedwait(&s->slot_freed, &s->mu, &dl) == ETIMEDOUT)
+                    break;
         } else {
             rc = 1; /* already finished */
         }
@@ -205,6 +291,8 @@ int svc_job_delete(svc *s, const char *key, svc_error *e)
         store_checkpoint_list_free(cs, n);
     }
     rc = store_job_delete(s->db, j.id);
+    if (rc == STORE_OK)
+        SVC_LOG(SVC_LOG_INFO, "job_deleted", "job=%lld checkpoints=%zu", (long long)j.id, n);
     store_job_clear(&j);
     if (rc != STORE_OK)
         return svc__store_fail(e, rc, "job", key);
@@ -235,6 +323,26 @@ int svc_job_metrics(svc *s, const char *key, int64_t since, json_t **out, svc_er
     return SVC_OK;
 }
 
+/* The index in cs (oldest first) of the job's best checkpoint, -1 if none:
+ * the newest record at the step the latest checkpoint names as best_step
+ * (the runner writes a checkpoint whenever the held-out loss improves). */
+static long best_index(const store_checkpoint *cs, size_t n)
+{
+    if (n == 0)
+        return -1;
+    json_t *meta = svc__safetensors_metadata(cs[n - 1].path);
+    const char *bs = json_string_value(json_object_get(meta, "best_step"));
+    long best = -1;
+    if (bs) {
+        long long step = strtoll(bs, NULL, 10);
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].step == step)
+                best = (long)i;
+    }
+    json_decref(meta);
+    return best;
+}
+
 int svc_job_checkpoints(svc *s, const char *key, json_t **out, svc_error *e)
 {
     store_job j = {0};
@@ -247,33 +355,65 @@ int svc_job_checkpoints(svc *s, const char *key, json_t **out, svc_error *e)
     store_job_clear(&j);
     if (rc != STORE_OK)
         return svc__store_fail(e, rc, "checkpoints of job", key);
+    long best = best_index(cs, n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:I,s:I,s:I,s:s}", "id", (json_int_t)cs[i].id,
-                                             "step", (json_int_t)cs[i].step, "bytes",
-                                             (json_int_t)cs[i].bytes, "created_at",
-                                             cs[i].created_at ? cs[i].created_at : ""));
+        json_array_append_new(arr, json_pack("{s:I,s:I,s:I,s:s,s:b,s:b}", "id",
+                                             (json_int_t)cs[i].id, "step", (json_int_t)cs[i].step,
+                                             "bytes", (json_int_t)cs[i].bytes, "created_at",
+                                             cs[i].created_at ? cs[i].created_at : "", "latest",
+                                             i + 1 == n, "best", (long)i == best));
     store_checkpoint_list_free(cs, n);
     *out = json_pack("{s:o}", "checkpoints", arr);
+    return SVC_OK;
+}
+
+int svc_job_checkpoint_file_which(svc *s, const char *key, const char *which, char *path,
+                                  size_t pathlen, int64_t *bytes, svc_error *e)
+{
+    store_job j = {0};
+    int rc = find_job(s, key, &j, e);
+    if (rc != SVC_OK)
+        return rc;
+    store_checkpoint *cs = NULL;
+    size_t n = 0;
+    rc = store_checkpoint_list(s->db, j.id, &cs, &n);
+    store_job_clear(&j);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "checkpoints of job", key);
+    long pick = -1;
+    if (!strcmp(which, "latest")) {
+        pick = (long)n - 1;
+    } else if (!strcmp(which, "best")) {
+        pick = best_index(cs, n);
+    } else {
+        char *end = NULL;
+        long long cid = strtoll(which, &end, 10);
+        if (!which[0] || *end || cid <= 0) {
+            store_checkpoint_list_free(cs, n);
+            return svc__fail(e, SVC_ENOTFOUND, NULL,
+                             "no checkpoint '%s': use latest, best or a checkpoint id", which);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].id == cid)
+                pick = (long)i;
+        if (pick < 0) {
+            store_checkpoint_list_free(cs, n);
+            return svc__fail(e, SVC_ENOTFOUND, NULL, "job %s has no checkpoint %s", key, which);
+        }
+    }
+    if (pick < 0) {
+        store_checkpoint_list_free(cs, n);
+        return svc__fail(e, SVC_EGONE, NULL, "job %s has no %s checkpoint yet", key, which);
+    }
+    snprintf(path, pathlen, "%s", cs[pick].path);
+    *bytes = cs[pick].bytes;
+    store_checkpoint_list_free(cs, n);
     return SVC_OK;
 }
 
 int svc_job_checkpoint_file(svc *s, const char *key, char *path, size_t pathlen, int64_t *bytes,
                             svc_error *e)
 {
-    store_job j = {0};
-    int rc = find_job(s, key, &j, e);
-    if (rc != SVC_OK)
-        return rc;
-    store_checkpoint c = {0};
-    rc = store_checkpoint_latest(s->db, j.id, &c);
-    store_job_clear(&j);
-    if (rc == STORE_ENOTFOUND)
-        return svc__fail(e, SVC_EGONE, NULL, "job %s has no checkpoint yet", key);
-    if (rc != STORE_OK)
-        return svc__store_fail(e, rc, "checkpoint of job", key);
-    snprintf(path, pathlen, "%s", c.path);
-    *bytes = c.bytes;
-    store_checkpoint_clear(&c);
-    return SVC_OK;
+    return svc_job_checkpoint_file_which(s, key, "latest", path, pathlen, bytes, e);
 }

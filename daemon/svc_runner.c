@@ -12,6 +12,17 @@
  *    so the series has no duplicated or missing step.
  * Everything the loop touches is allocated before it starts: a step only
  * copies a batch into preallocated buffers and calls the engine.
+ *
+ * Best checkpoint: at every epoch end the held-out loss (sum over tasks of
+ * weight x loss, regression MSE in standardised units) is compared with the
+ * best so far; an improvement writes a checkpoint at once, and its step
+ * (with the score, as an exact hex float) is carried in every later
+ * checkpoint's metadata, so pruning keeps the newest keep_checkpoints plus
+ * that one, and a resumed job tracks the same best as an uninterrupted one.
+ *
+ * Resume tries the job's checkpoints newest first: one that cannot be read
+ * (a torn file after a disk fault) is dropped with a warning and the one
+ * before it is used, down to a fresh start.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon/svc_jobdata.h"
+#include "daemon/svc_log.h"
 #include "engine/metrics.h"
 #include "engine/optim.h"
 
@@ -42,6 +54,10 @@ typedef struct {
     double epoch_loss[ENG_MAX_TASKS];
     int64_t epoch_batches;
     int64_t last_ckpt;
+    int64_t best_step;     /* step of the best checkpoint, -1 = none yet */
+    double best_score;     /* its held-out loss */
+    int best_dirty;        /* the last epoch end improved on best: checkpoint now */
+    json_t *from_note;     /* from_checkpoint: what was copied (for results) */
 } run;
 
 static double now_s(void)
@@ -119,6 +135,10 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
         goto done;
     for (size_t b = 0; b < n; b += (size_t)B) {
         int nb = (int)((n - b) < (size_t)B ? (n - b) : (size_t)B);
+        if (r->slot && atomic_load(&r->slot->cancel)) {
+            rc = SVC_ECONFLICT; /* cancelled: stop within the second */
+            goto done;
+        }
         for (int i = 0; i < nb; i++)
             memcpy(r->xb + (size_t)i * jd->n_in, jd->x + (size_t)rows[b + i] * jd->n_in,
                    (size_t)jd->n_in * sizeof(float));
@@ -174,7 +194,9 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
             out[t].base_macro_f1 = eng_macro_f1(truth[t], pred[t], n, tk->n_classes, scratch);
         } else {
             eng_regression_metrics(yt[t], yp[t], n, &out[t].mse, &out[t].mae, &out[t].r2);
-            out[t].loss = out[t].mse;
+            /* "loss" is the objective trained on (MSE of the standardised
+             * target), so train and test losses share one scale. */
+            out[t].loss = out[t].mse / (tk->y_std * tk->y_std);
             for (size_t i = 0; i < n; i++)
                 yp[t][i] = tk->y_mean; /* baseline: the training mean */
             eng_regression_metrics(yt[t], yp[t], n, &out[t].base_mse, &out[t].base_mae,
@@ -208,8 +230,21 @@ static int record_epoch(run *r)
     task_eval ev[ENG_MAX_TASKS];
     store_metric m[ENG_MAX_TASKS * 8];
     size_t n = 0;
-    if (evaluate(r, r->jd.test, r->jd.n_test, ev) != SVC_OK)
-        return SVC_ENOMEM;
+    int erc = evaluate(r, r->jd.test, r->jd.n_test, ev);
+    if (erc != SVC_OK)
+        return erc;
+    double score = 0;
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        double l = ev[t].loss;
+        if (!r->jd.task[t].classification && r->jd.task[t].y_std > 0)
+            l /= r->jd.task[t].y_std * r->jd.task[t].y_std;
+        score += r->jd.task[t].lambda * l;
+    }
+    if (isfinite(score) && (r->best_step < 0 || score < r->best_score)) {
+        r->best_score = score;
+        r->best_step = r->step;
+        r->best_dirty = 1;
+    }
     for (int t = 0; t < r->jd.n_tasks; t++) {
         const char *tn = r->jd.task[t].name;
         add_metric(m, &n, r->step, tn, "train", "loss",
@@ -262,6 +297,12 @@ static json_t *checkpoint_meta(run *r)
     json_object_set_new(meta, "step", json_string(buf));
     snprintf(buf, sizeof buf, "%lld", (long long)r->epoch_batches);
     json_object_set_new(meta, "epoch_batches", json_string(buf));
+    if (r->best_step >= 0) {
+        snprintf(buf, sizeof buf, "%lld", (long long)r->best_step);
+        json_object_set_new(meta, "best_step", json_string(buf));
+        snprintf(buf, sizeof buf, "%a", r->best_score);
+        json_object_set_new(meta, "best_score", json_string(buf));
+    }
     json_t *el = json_array(), *mean = json_array(), *std = json_array(), *tasks = json_array();
     for (int t = 0; t < r->jd.n_tasks; t++) {
         snprintf(buf, sizeof buf, "%a", r->epoch_loss[t]);
@@ -335,6 +376,7 @@ static int write_checkpoint(run *r, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/job-%lld-step-%lld.safetensors", r->s->ckpt_dir,
              (long long)r->job_id, (long long)r->step);
     int64_t bytes = 0, id = 0;
+    double t_write = now_s();
     if (svc__safetensors_write(path, ts, (size_t)nt * 3, meta, &bytes, err, errlen) != 0)
         goto done;
     if (store_checkpoint_add(r->s->db, r->job_id, r->step, path, bytes, &id) != STORE_OK) {
@@ -342,11 +384,22 @@ static int write_checkpoint(run *r, char *err, size_t errlen)
         goto done;
     }
     r->last_ckpt = r->step;
-    /* keep the newest keep_checkpoints */
+    r->best_dirty = 0;
+    SVC_LOG(SVC_LOG_INFO, "checkpoint_written", "job=%lld step=%lld bytes=%lld ms=%.1f best=%s",
+            (long long)r->job_id, (long long)r->step, (long long)bytes,
+            (now_s() - t_write) * 1e3, r->best_step == r->step ? "true" : "false");
+    /* keep the newest keep_checkpoints, plus the best (the newest record at
+     * best_step) */
     store_checkpoint *cs = NULL;
     size_t n = 0;
     if (store_checkpoint_list(r->s->db, r->job_id, &cs, &n) == STORE_OK) {
+        long best = -1;
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].step == r->best_step)
+                best = (long)i;
         for (size_t i = 0; i + (size_t)r->sp.keep_checkpoints < n; i++) {
+            if ((long)i == best)
+                continue;
             if (store_checkpoint_delete(r->s->db, cs[i].id) == STORE_OK)
                 unlink(cs[i].path);
         }
@@ -368,17 +421,15 @@ static const char *str_or(const char *s, const char *dflt)
     return s ? s : dflt;
 }
 
-/* Restores the latest checkpoint if the job has one. 1 = resumed, 0 = none,
- * -1 = unusable. */
-static int resume(run *r)
+/* Restores the training state in one checkpoint file. 0, or -1 when the
+ * file is unusable (the model may then hold part of it: the caller starts
+ * fresh or tries another file, both of which overwrite every tensor). */
+static int restore_file(run *r, const char *path)
 {
-    store_checkpoint c = {0};
-    if (store_checkpoint_latest(r->s->db, r->job_id, &c) != STORE_OK)
-        return 0;
     svc__safetensors st = {0};
     char err[256];
     int rc = -1;
-    if (svc__safetensors_read(c.path, &st, err, sizeof err) != 0)
+    if (svc__safetensors_read(path, &st, err, sizeof err) != 0)
         goto done;
     float *p = eng_mtl_params(r->model);
     int nt = eng_mtl_ntensors(r->model);
@@ -396,20 +447,180 @@ static int resume(run *r)
             goto done;
     }
     json_t *meta = json_object_get(st.header, "__metadata__");
-    r->step = strtoll(str_or(json_string_value(json_object_get(meta, "step")), "0"), NULL, 10);
+    const char *step = json_string_value(json_object_get(meta, "step"));
+    if (!step)
+        goto done;
+    r->step = strtoll(step, NULL, 10);
     r->epoch_batches =
         strtoll(str_or(json_string_value(json_object_get(meta, "epoch_batches")), "0"), NULL, 10);
     json_t *el = json_loads(str_or(json_string_value(json_object_get(meta, "epoch_loss")), "[]"), 0, NULL);
     for (int t = 0; t < r->jd.n_tasks; t++)
         r->epoch_loss[t] = strtod(str_or(json_string_value(json_array_get(el, (size_t)t)), "0"), NULL);
     json_decref(el);
+    const char *bs = json_string_value(json_object_get(meta, "best_step"));
+    r->best_step = bs ? strtoll(bs, NULL, 10) : -1;
+    r->best_score = strtod(str_or(json_string_value(json_object_get(meta, "best_score")), "inf"),
+                           NULL);
     r->last_ckpt = r->step;
-    store_metric_truncate(r->s->db, r->job_id, r->step);
-    rc = 1;
+    rc = 0;
+done:
+    svc__safetensors_clear(&st);
+    return rc;
+}
+
+/* Restores the job's newest usable checkpoint: 1 = resumed, 0 = none (start
+ * fresh). Unusable checkpoints are dropped, with a warning. */
+static int resume(run *r)
+{
+    store_checkpoint *cs = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (store_checkpoint_list(r->s->db, r->job_id, &cs, &n) != STORE_OK)
+        return 0;
+    for (size_t k = n; k-- > 0;) {
+        if (restore_file(r, cs[k].path) == 0) {
+            rc = 1;
+            break;
+        }
+        char q[400];
+        SVC_LOG(SVC_LOG_WARN, "checkpoint_unusable", "job=%lld step=%lld path=\"%s\"",
+                (long long)r->job_id, (long long)cs[k].step,
+                svc_log_quote(q, sizeof q, cs[k].path));
+        if (store_checkpoint_delete(r->s->db, cs[k].id) == STORE_OK)
+            unlink(cs[k].path);
+    }
+    store_checkpoint_list_free(cs, n);
+    if (rc == 1) {
+        store_metric_truncate(r->s->db, r->job_id, r->step);
+        SVC_LOG(SVC_LOG_INFO, "job_resumed", "job=%lld step=%lld", (long long)r->job_id,
+                (long long)r->step);
+    }
+    return rc;
+}
+
+/* from_checkpoint: copies the source job's latest weights into the freshly
+ * initialised model, tensor by tensor. Trunk tensors match by name and
+ * shape (the first layer only when the input features are the same); a
+ * task's tower and head are taken from the source task of the same name.
+ * What does not match keeps its fresh initialisation and is listed in
+ * r->from_note. Returns 0, or -1 with msg filled when the source cannot be
+ * read. */
+static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
+{
+    store_checkpoint c = {0};
+    svc__safetensors st = {0};
+    char err[256];
+    int rc = -1;
+    int64_t src = strtoll(r->sp.from_job, NULL, 10);
+    if (store_checkpoint_latest(r->s->db, src, &c) != STORE_OK) {
+        snprintf(msg, msglen, "from_checkpoint: job %s has no checkpoint any more", r->sp.from_job);
+        goto done;
+    }
+    if (svc__safetensors_read(c.path, &st, err, sizeof err) != 0) {
+        snprintf(msg, msglen, "from_checkpoint: %s", err);
+        goto done;
+    }
+    json_t *meta = json_object_get(st.header, "__metadata__");
+    json_t *feats = json_loads(str_or(json_string_value(json_object_get(meta, "features")), "[]"),
+                               0, NULL);
+    json_t *stasks = json_loads(str_or(json_string_value(json_object_get(meta, "tasks")), "[]"),
+                                0, NULL);
+    int same_inputs = json_equal(feats, r->jd.input_names);
+    json_t *copied = json_array(), *reinit = json_array();
+    float *p = eng_mtl_params(r->model);
+    int nt = eng_mtl_ntensors(r->model);
+    for (int i = 0; i < nt; i++) {
+        eng_tensor_info ti;
+        char sname[96];
+        eng_mtl_tensor(r->model, i, &ti);
+        int ok = 0, t = -1, off = 0;
+        if (!strncmp(ti.name, "trunk.", 6)) {
+            snprintf(sname, sizeof sname, "%s", ti.name);
+            ok = same_inputs || strncmp(ti.name, "trunk.0.", 8) != 0;
+        } else if (sscanf(ti.name, "tasks.%d.%n", &t, &off) == 1 && t >= 0 &&
+                   t < r->jd.n_tasks) {
+            /* the source index of the task with the same name */
+            size_t k;
+            json_t *to;
+            json_array_foreach(stasks, k, to)
+            {
+                const char *nm = json_string_value(json_object_get(to, "name"));
+                if (nm && !strcmp(nm, r->jd.task[t].name)) {
+                    snprintf(sname, sizeof sname, "tasks.%zu.%s", k, ti.name + off);
+                    ok = 1;
+                }
+            }
+        }
+        /* the source's values go through a scratch copy (Adam's m, zeroed
+         * again below) so a shape mismatch leaves the fresh weights intact */
+        if (ok && svc__safetensors_get(&st, sname, r->m + ti.offset, ti.count) == 0) {
+            memcpy(p + ti.offset, r->m + ti.offset, ti.count * sizeof(float));
+            json_array_append_new(copied, json_string(ti.name));
+        } else {
+            json_array_append_new(reinit, json_string(ti.name));
+        }
+    }
+    memset(r->m, 0, eng_mtl_nparams(r->model) * sizeof *r->m);
+    r->from_note = json_pack("{s:I,s:I,s:o,s:o}", "job", (json_int_t)src, "step",
+                             (json_int_t)c.step, "copied", copied, "reinitialised", reinit);
+    SVC_LOG(SVC_LOG_INFO, "from_checkpoint", "job=%lld source_job=%lld source_step=%lld "
+            "copied=%zu reinitialised=%zu", (long long)r->job_id, (long long)src,
+            (long long)c.step, json_array_size(copied), json_array_size(reinit));
+    json_decref(feats);
+    json_decref(stasks);
+    rc = 0;
 done:
     svc__safetensors_clear(&st);
     store_checkpoint_clear(&c);
     return rc;
+}
+
+/* A fresh start: seeded initialisation, zero moments, no metrics, then
+ * from_checkpoint's weights if the spec names one. */
+static int fresh_start(run *r, char *msg, size_t msglen)
+{
+    eng_rng init_rng;
+    eng_rng_seed(&init_rng, r->sp.seed);
+    eng_mtl_init(r->model, &init_rng);
+    size_t np = eng_mtl_nparams(r->model);
+    memset(r->m, 0, np * sizeof *r->m);
+    memset(r->v, 0, np * sizeof *r->v);
+    r->step = 0;
+    r->epoch_batches = 0;
+    memset(r->epoch_loss, 0, sizeof r->epoch_loss);
+    r->best_step = -1;
+    r->best_score = INFINITY;
+    r->last_ckpt = 0;
+    store_metric_truncate(r->s->db, r->job_id, 0);
+    if (r->sp.from_job[0])
+        return apply_from_checkpoint(r, msg, msglen);
+    return 0;
+}
+
+/* Estimated bytes of the model and its training buffers: parameters,
+ * gradients and two Adam moments (16 bytes a parameter), plus activations
+ * and their gradients for a batch (a generous 16 bytes a unit a row). */
+static double model_bytes(const svc__spec *sp, const svc__jobdata *jd)
+{
+    double params = 0, units = jd->n_in;
+    int w = jd->n_in;
+    for (int l = 0; l < sp->n_trunk; l++) {
+        params += (double)w * sp->trunk[l] + sp->trunk[l];
+        units += sp->trunk[l];
+        w = sp->trunk[l];
+    }
+    for (int t = 0; t < jd->n_tasks; t++) {
+        int tw = w;
+        for (int l = 0; l < sp->n_towers; l++) {
+            params += (double)tw * sp->towers[l] + sp->towers[l];
+            units += sp->towers[l];
+            tw = sp->towers[l];
+        }
+        int out = jd->task[t].classification ? jd->task[t].n_classes : 1;
+        params += (double)tw * out + out;
+        units += out;
+    }
+    return 16.0 * params + 16.0 * units * sp->batch_size;
 }
 
 /* ---- the job ------------------------------------------------------------ */
@@ -428,7 +639,15 @@ static void run_free(run *r)
     for (int t = 0; t < ENG_MAX_TASKS; t++)
         free(r->yb[t]);
     free(r->perm);
+    json_decref(r->from_note);
     svc__jobdata_clear(&r->jd);
+}
+
+static void cancel_job(run *r)
+{
+    store_job_set_progress(r->s->db, r->job_id, r->step, r->total,
+                           r->total ? (double)r->step / (double)r->total : 0);
+    store_job_set_state(r->s->db, r->job_id, "cancelled", NULL, NULL);
 }
 
 void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
@@ -457,6 +676,15 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         fail_job(&r, e.code == SVC_ENOMEM ? "out_of_memory" : "invalid_data", e.message);
         return;
     }
+    double need = model_bytes(&r.sp, &r.jd);
+    if (s->max_model_bytes > 0 && need > (double)s->max_model_bytes) {
+        snprintf(msg, sizeof msg,
+                 "the model needs about %.0f bytes (parameters, gradients, optimiser state and "
+                 "activations), more than this daemon allows a job (--max-model-bytes %lld)",
+                 need, (long long)s->max_model_bytes);
+        fail_job(&r, "model_too_large", msg);
+        goto out;
+    }
     eng_mtl_spec ms = model_spec(&r.sp, &r.jd);
     if (eng_mtl_new(&ms, r.sp.batch_size, &r.model) != ENG_OK) {
         fail_job(&r, "out_of_memory", "cannot build the model (out of memory or invalid shape)");
@@ -479,13 +707,16 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     r.spe = (r.jd.n_train + (size_t)r.sp.batch_size - 1) / (size_t)r.sp.batch_size;
     r.total = (int64_t)r.spe * r.sp.epochs;
 
-    eng_rng init_rng;
-    eng_rng_seed(&init_rng, r.sp.seed);
-    eng_mtl_init(r.model, &init_rng);
-    if (resume(&r) < 0) {
-        fail_job(&r, "checkpoint_unreadable", "the job's last checkpoint cannot be read");
+    if (resume(&r) == 0 && fresh_start(&r, msg, sizeof msg) != 0) {
+        fail_job(&r, "checkpoint_unreadable", msg);
         goto out;
     }
+    atomic_store(&slot->total, r.total);
+    atomic_store(&slot->step, r.step);
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&slot->step0, r.step);
+    slot->t0 = now_s();
+    pthread_mutex_unlock(&s->mu);
     store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
 
     eng_adam_cfg adam = eng_adam_defaults();
@@ -501,8 +732,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
 
     while (r.step < r.total) {
         if (atomic_load(&slot->cancel)) {
-            store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
-            store_job_set_state(s->db, job_id, "cancelled", NULL, NULL);
+            cancel_job(&r);
             goto out;
         }
         if (atomic_load(&s->stopping)) {
@@ -560,16 +790,24 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             r.epoch_loss[t] += losses[t];
         r.epoch_batches++;
         r.step++;
+        atomic_store(&slot->step, r.step);
 
         if (r.step % (int64_t)r.spe == 0) {
-            if (record_epoch(&r) != SVC_OK) {
+            int erc = record_epoch(&r);
+            if (erc == SVC_ECONFLICT) {
+                cancel_job(&r);
+                goto out;
+            } else if (erc == SVC_ENOMEM) {
+                fail_job(&r, "out_of_memory", "out of memory evaluating the model");
+                goto out;
+            } else if (erc != SVC_OK) {
                 fail_job(&r, "storage_error", "cannot record metrics");
                 goto out;
             }
             memset(r.epoch_loss, 0, sizeof r.epoch_loss);
             r.epoch_batches = 0;
         }
-        if (r.step % r.sp.checkpoint_every == 0 || r.step == r.total) {
+        if (r.step % r.sp.checkpoint_every == 0 || r.step == r.total || r.best_dirty) {
             if (write_checkpoint(&r, err, sizeof err) != 0) {
                 fail_job(&r, "checkpoint_failed", err);
                 goto out;
@@ -583,11 +821,20 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     }
 
     task_eval ev[ENG_MAX_TASKS];
-    if (evaluate(&r, r.jd.test, r.jd.n_test, ev) != SVC_OK) {
+    rc = evaluate(&r, r.jd.test, r.jd.n_test, ev);
+    if (rc == SVC_ECONFLICT) {
+        cancel_job(&r);
+        goto out;
+    } else if (rc != SVC_OK) {
         fail_job(&r, "out_of_memory", "out of memory evaluating the model");
         goto out;
     }
     json_t *res = results_json(&r, ev);
+    if (r.best_step >= 0)
+        json_object_set_new(res, "best", json_pack("{s:I,s:f}", "step", (json_int_t)r.best_step,
+                                                   "test_loss", r.best_score));
+    if (r.from_note)
+        json_object_set(res, "from_checkpoint", r.from_note);
     char *text = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(res);
     if (!text || store_job_set_results(s->db, job_id, text) != STORE_OK) {

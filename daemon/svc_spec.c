@@ -198,6 +198,44 @@ static int apply_unsupported_null(svc__spec *sp, json_t *v, const char *path, sv
     return svc__fail(e, SVC_EUNSUPPORTED, path, "'%s' is not available in this build yet", path);
 }
 
+/* from_checkpoint: null, a job id (integer or digits), or {"job": id}. That
+ * the job exists and has a checkpoint is checked at submission (svc_job.c). */
+static int apply_from_checkpoint(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    char field[96];
+    snprintf(field, sizeof field, "%s", path);
+    if (json_is_null(v))
+        return SVC_OK;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *kv;
+        json_object_foreach(v, k, kv)
+        {
+            if (strcmp(k, "job") != 0)
+                return svc__fail(e, SVC_EINVAL, path, "unknown key '%s.%s' (expected job)", path,
+                                 k);
+        }
+        snprintf(field, sizeof field, "%s.job", path);
+        v = json_object_get(v, "job");
+        if (!v)
+            return svc__fail(e, SVC_EINVAL, field, "'%s' is required", field);
+    }
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        snprintf(sp->from_job, sizeof sp->from_job, "%lld", (long long)json_integer_value(v));
+        return SVC_OK;
+    }
+    const char *str = json_string_value(v);
+    size_t n = str ? strlen(str) : 0;
+    int digits = n > 0 && n < 19;
+    for (size_t i = 0; digits && i < n; i++)
+        digits = str[i] >= '0' && str[i] <= '9';
+    if (!digits)
+        return svc__fail(e, SVC_EINVAL, field,
+                         "'%s' must be a job id (a positive integer) or {\"job\": id}", field);
+    snprintf(sp->from_job, sizeof sp->from_job, "%s", str);
+    return SVC_OK;
+}
+
 static const rule rules[] = {
     {"name", K_STR, 0, 0, NOFF, 0, apply_name, 1},
     {"algorithm", K_STR, 0, 0, NOFF, 0, apply_algorithm, 1},
@@ -228,7 +266,7 @@ static const rule rules[] = {
     {"meta_batch", K_ANY, 0, 0, NOFF, 0, NULL, 0},
     {"steps", K_ANY, 0, 0, NOFF, 0, NULL, 0},
     {"eval", K_ANY, 0, 0, NOFF, 0, NULL, 0},
-    {"from_checkpoint", K_ANY, 0, 0, NOFF, 0, apply_unsupported_null, 1},
+    {"from_checkpoint", K_ANY, 0, 0, NOFF, 0, apply_from_checkpoint, 1},
 };
 
 static const rule *find_rule(const char *path)
