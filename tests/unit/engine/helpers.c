@@ -53,66 +53,106 @@ long test_alloc_count(void)
     return alloc_count;
 }
 
-/* y[n][out] = x[n][in] · wᵀ + b, optionally ReLU, tracking min |z|. */
-static void ref_dense(const eng_real *w, const eng_real *b, const double *x, int n, int in,
-                      int out, int relu, double *y, double *min_abs)
+static double ref_act(eng_act act, double slope, double z)
 {
-    for (int i = 0; i < n; i++)
+    switch (act) {
+    case ENG_ACT_RELU: return z > 0 ? z : 0;
+    case ENG_ACT_LEAKY_RELU: return z > 0 ? z : slope * z;
+    case ENG_ACT_TANH: return tanh(z);
+    case ENG_ACT_SIGMOID: return 1 / (1 + exp(-z));
+    case ENG_ACT_GELU: return 0.5 * z * (1 + erf(z / sqrt(2.0)));
+    default: return z;
+    }
+}
+
+/* y[n][out] = act(LN(x[n][in] · wᵀ + b)) (LN when gamma is not NULL),
+ * tracking min |input of a kinked activation|. */
+static void ref_dense(const eng_real *w, const eng_real *b, const eng_real *gamma,
+                      const eng_real *beta, const double *x, int n, int in, int out, eng_act act,
+                      double slope, double *y, double *min_abs)
+{
+    for (int i = 0; i < n; i++) {
+        double *yi = y + (size_t)i * out;
         for (int o = 0; o < out; o++) {
             double z = (double)b[o];
             for (int k = 0; k < in; k++)
                 z += (double)w[(size_t)o * in + k] * x[(size_t)i * in + k];
-            if (relu) {
-                if (min_abs && fabs(z) < *min_abs)
-                    *min_abs = fabs(z);
-                z = z > 0 ? z : 0;
-            }
-            y[(size_t)i * out + o] = z;
+            yi[o] = z;
         }
+        if (gamma) {
+            double mean = 0, var = 0;
+            for (int o = 0; o < out; o++)
+                mean += yi[o] / out;
+            for (int o = 0; o < out; o++)
+                var += (yi[o] - mean) * (yi[o] - mean) / out;
+            for (int o = 0; o < out; o++)
+                yi[o] = (double)gamma[o] * (yi[o] - mean) / sqrt(var + 1e-5) + (double)beta[o];
+        }
+        for (int o = 0; o < out; o++) {
+            if ((act == ENG_ACT_RELU || act == ENG_ACT_LEAKY_RELU) && min_abs &&
+                fabs(yi[o]) < *min_abs)
+                *min_abs = fabs(yi[o]);
+            yi[o] = ref_act(act, slope, yi[o]);
+        }
+    }
+}
+
+/* Reads the tensors of one hidden or head layer from the table. */
+static void layer_tensors(const eng_mtl *m, const eng_real *params, int *tensor, int ln,
+                          const eng_real **w, const eng_real **b, const eng_real **g,
+                          const eng_real **be)
+{
+    eng_tensor_info ti;
+    eng_mtl_tensor(m, (*tensor)++, &ti);
+    *w = params + ti.offset;
+    eng_mtl_tensor(m, (*tensor)++, &ti);
+    *b = params + ti.offset;
+    *g = *be = NULL;
+    if (ln) {
+        eng_mtl_tensor(m, (*tensor)++, &ti);
+        *g = params + ti.offset;
+        eng_mtl_tensor(m, (*tensor)++, &ti);
+        *be = params + ti.offset;
+    }
 }
 
 void ref_forward(const eng_mtl *m, const eng_real *params, const eng_real *x, int n,
                  double **out, double *min_abs_pre)
 {
     const eng_mtl_spec *s = eng_mtl_get_spec(m);
-    const int relu = s->act == ENG_ACT_RELU;
+    const double slope = s->leaky_slope > 0 ? s->leaky_slope : 0.01;
     double min_abs = INFINITY;
     int tensor = 0;
-    eng_tensor_info wi, bi;
+    const eng_real *w, *b, *g, *be;
 
     double *h = malloc(sizeof(double) * (size_t)n * s->n_in);
     for (size_t k = 0; k < (size_t)n * s->n_in; k++)
         h[k] = (double)x[k];
     int width = s->n_in;
     for (int l = 0; l < s->n_trunk; l++) {
-        eng_mtl_tensor(m, tensor++, &wi);
-        eng_mtl_tensor(m, tensor++, &bi);
+        layer_tensors(m, params, &tensor, s->layer_norm, &w, &b, &g, &be);
         double *y = malloc(sizeof(double) * (size_t)n * s->trunk[l]);
-        ref_dense(params + wi.offset, params + bi.offset, h, n, width, s->trunk[l], relu, y,
-                  &min_abs);
+        ref_dense(w, b, g, be, h, n, width, s->trunk[l], s->act, slope, y, &min_abs);
         free(h);
         h = y;
         width = s->trunk[l];
     }
     for (int t = 0; t < s->n_tasks; t++) {
         const eng_task_spec *ts = &s->task[t];
-        double *g = malloc(sizeof(double) * (size_t)n * width);
-        memcpy(g, h, sizeof(double) * (size_t)n * width);
-        int w = width;
+        double *gg = malloc(sizeof(double) * (size_t)n * width);
+        memcpy(gg, h, sizeof(double) * (size_t)n * width);
+        int wd = width;
         for (int l = 0; l < ts->n_tower; l++) {
-            eng_mtl_tensor(m, tensor++, &wi);
-            eng_mtl_tensor(m, tensor++, &bi);
+            layer_tensors(m, params, &tensor, s->layer_norm, &w, &b, &g, &be);
             double *y = malloc(sizeof(double) * (size_t)n * ts->tower[l]);
-            ref_dense(params + wi.offset, params + bi.offset, g, n, w, ts->tower[l], relu, y,
-                      &min_abs);
-            free(g);
-            g = y;
-            w = ts->tower[l];
+            ref_dense(w, b, g, be, gg, n, wd, ts->tower[l], s->act, slope, y, &min_abs);
+            free(gg);
+            gg = y;
+            wd = ts->tower[l];
         }
-        eng_mtl_tensor(m, tensor++, &wi);
-        eng_mtl_tensor(m, tensor++, &bi);
-        ref_dense(params + wi.offset, params + bi.offset, g, n, w, ts->n_out, 0, out[t], NULL);
-        free(g);
+        layer_tensors(m, params, &tensor, 0, &w, &b, &g, &be);
+        ref_dense(w, b, NULL, NULL, gg, n, wd, ts->n_out, ENG_ACT_IDENTITY, 0, out[t], NULL);
+        free(gg);
     }
     free(h);
     if (min_abs_pre)

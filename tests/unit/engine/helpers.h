@@ -29,10 +29,11 @@ Suite *grad_suite(void); /* NULL in the float build */
  * linked into the test binary (the engine included) since the start. */
 long test_alloc_count(void);
 
-/* Independent forward pass in double, straight from the spec and the
- * tensor table: out[t] receives [n][n_out_t] (caller-allocated). If
- * min_abs_pre is not NULL it gets the smallest |pre-activation| of any
- * ReLU unit (trunk or tower) over the batch. */
+/* Independent forward pass in double (inference: no dropout), straight from
+ * the spec and the tensor table, with every activation and layer norm:
+ * out[t] receives [n][n_out_t] (caller-allocated). If min_abs_pre is not
+ * NULL it gets the smallest |pre-activation| of any ReLU or leaky-ReLU unit
+ * (trunk or tower) over the batch (INFINITY when there is none). */
 void ref_forward(const eng_mtl *m, const eng_real *params, const eng_real *x, int n,
                  double **out, double *min_abs_pre);
 

@@ -8,6 +8,13 @@
  * pre-activation lies within KINK_MARGIN of 0: a perturbation of h moves a
  * pre-activation by at most about h times the largest input or activation
  * (times a weight product of order 1), far below the margin.
+ *
+ * Every activation, layer norm, dropout and every loss (softmax CE with
+ * label smoothing and class weights, BCE, MSE, Huber) is checked this way.
+ * Dropout is checked with a fixed mask: each evaluation trains from a copy
+ * of the same rng state, so the loss is a smooth function of the weights.
+ * Dropout tests use smooth activations, since the reference forward (for
+ * the kink check) is inference and does not see the training masks.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,11 +32,15 @@
 #define ABS_FLOOR 1e-3
 #define KINK_MARGIN 1e-3
 
-static double total_loss(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb)
+static double total_loss(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb,
+                         const eng_rng *drop)
 {
     const eng_mtl_spec *s = eng_mtl_get_spec(m);
     double loss[ENG_MAX_TASKS], sum = 0;
-    ck_assert_int_eq(eng_mtl_train_batch(m, x, n, tb, loss), ENG_OK);
+    eng_rng r;
+    if (drop)
+        r = *drop;
+    ck_assert_int_eq(eng_mtl_train_step(m, x, n, tb, drop ? &r : NULL, loss), ENG_OK);
     for (int t = 0; t < s->n_tasks; t++)
         sum += tb[t].lambda * loss[t];
     return sum;
@@ -43,7 +54,8 @@ static void jitter(eng_mtl *m, eng_rng *r)
         p[i] += 0.1 * eng_rng_normal(r);
 }
 
-static void grad_check(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb)
+static void grad_check_drop(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb,
+                            const eng_rng *drop)
 {
     const eng_mtl_spec *s = eng_mtl_get_spec(m);
     size_t np = eng_mtl_nparams(m);
@@ -56,11 +68,11 @@ static void grad_check(eng_mtl *m, const eng_real *x, int n, const eng_task_batc
     ref_forward(m, p, x, n, outs, &min_pre);
     for (int t = 0; t < s->n_tasks; t++)
         free(outs[t]);
-    if (s->act == ENG_ACT_RELU)
+    if (s->act == ENG_ACT_RELU || s->act == ENG_ACT_LEAKY_RELU)
         ck_assert_msg(min_pre > KINK_MARGIN,
                       "a ReLU pre-activation is %g from 0: pick another seed", min_pre);
 
-    total_loss(m, x, n, tb);
+    total_loss(m, x, n, tb, drop);
     eng_real *g = malloc(np * sizeof *g);
     memcpy(g, eng_mtl_grads(m), np * sizeof *g);
 
@@ -71,9 +83,9 @@ static void grad_check(eng_mtl *m, const eng_real *x, int n, const eng_task_batc
         for (size_t k = info.offset; k < info.offset + info.count; k++) {
             const eng_real keep = p[k];
             p[k] = keep + H;
-            double up = total_loss(m, x, n, tb);
+            double up = total_loss(m, x, n, tb, drop);
             p[k] = keep - H;
-            double down = total_loss(m, x, n, tb);
+            double down = total_loss(m, x, n, tb, drop);
             p[k] = keep;
             double fd = (up - down) / (2 * H);
             double scale = fmax(fmax(fabs(g[k]), fabs(fd)), ABS_FLOOR);
@@ -87,6 +99,135 @@ static void grad_check(eng_mtl *m, const eng_real *x, int n, const eng_task_batc
     ck_assert_msg(nonzero > np / 2, "only %zu of %zu gradients are nonzero", nonzero, np);
     free(g);
 }
+
+static void grad_check(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb)
+{
+    grad_check_drop(m, x, n, tb, NULL);
+}
+
+/* The demo model and batch with the given activation / layer norm /
+ * dropout, checked against finite differences. */
+static void check_variant(eng_act act, int layer_norm, double dropout, uint64_t seed)
+{
+    eng_mtl_spec s;
+    demo_spec(&s);
+    s.act = act;
+    s.layer_norm = layer_norm;
+    s.dropout = dropout;
+    s.leaky_slope = act == ENG_ACT_LEAKY_RELU ? 0.1 : 0;
+    eng_mtl *m = NULL;
+    ck_assert_int_eq(eng_mtl_new(&s, DEMO_N, &m), ENG_OK);
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    eng_mtl_init(m, &r);
+    jitter(m, &r);
+    demo_batch b;
+    demo_batch_fill(&b, &r);
+    eng_rng drop;
+    eng_rng_seed(&drop, seed + 1000);
+    grad_check_drop(m, b.x, DEMO_N, b.tb, dropout > 0 ? &drop : NULL);
+    eng_mtl_free(m);
+}
+
+START_TEST(test_grad_leaky_relu)
+{
+    check_variant(ENG_ACT_LEAKY_RELU, 0, 0, 17);
+}
+END_TEST
+
+START_TEST(test_grad_tanh)
+{
+    check_variant(ENG_ACT_TANH, 0, 0, 18);
+}
+END_TEST
+
+START_TEST(test_grad_sigmoid)
+{
+    check_variant(ENG_ACT_SIGMOID, 0, 0, 19);
+}
+END_TEST
+
+START_TEST(test_grad_gelu)
+{
+    check_variant(ENG_ACT_GELU, 0, 0, 20);
+}
+END_TEST
+
+START_TEST(test_grad_layer_norm)
+{
+    check_variant(ENG_ACT_TANH, 1, 0, 21);
+    check_variant(ENG_ACT_GELU, 1, 0, 22);
+    check_variant(ENG_ACT_IDENTITY, 1, 0, 23);
+}
+END_TEST
+
+START_TEST(test_grad_dropout)
+{
+    check_variant(ENG_ACT_TANH, 0, 0.3, 24);
+    check_variant(ENG_ACT_GELU, 1, 0.5, 25); /* all three at once */
+    check_variant(ENG_ACT_SIGMOID, 0, 0.2, 26);
+}
+END_TEST
+
+/* Every loss option on one model: classification with label smoothing and
+ * class weights, binary cross-entropy (soft targets; then hard targets with
+ * class weights), Huber regression with errors on both sides of delta. */
+START_TEST(test_grad_losses)
+{
+    eng_mtl_spec s;
+    memset(&s, 0, sizeof s);
+    s.n_in = 4;
+    s.n_trunk = 1;
+    s.trunk[0] = 6;
+    s.act = ENG_ACT_TANH;
+    s.n_tasks = 4;
+    s.task[0].kind = ENG_HEAD_CLASSIFICATION;
+    s.task[0].n_out = 3;
+    s.task[0].label_smoothing = 0.2;
+    s.task[1].kind = ENG_HEAD_BINARY;
+    s.task[1].n_out = 1;
+    s.task[2].kind = ENG_HEAD_REGRESSION;
+    s.task[2].n_out = 1;
+    s.task[2].loss = ENG_LOSS_HUBER;
+    s.task[2].huber_delta = 0.5;
+    s.task[3].kind = ENG_HEAD_BINARY;
+    s.task[3].n_out = 1;
+    enum { N = 8 };
+    eng_mtl *m = NULL;
+    ck_assert_int_eq(eng_mtl_new(&s, N, &m), ENG_OK);
+    eng_rng r;
+    eng_rng_seed(&r, 31);
+    eng_mtl_init(m, &r);
+    jitter(m, &r);
+    eng_real x[N * 4], y0[N], y1[N], y2[N], y3[N], cw0[3] = {0.5, 2, 1}, cw3[2] = {0.7, 3};
+    eng_real rw1[N] = {1, 1, 0, 2, 1, 1, 0.5, 1};
+    for (int i = 0; i < N * 4; i++)
+        x[i] = (eng_real)eng_rng_normal(&r);
+    for (int i = 0; i < N; i++) {
+        y0[i] = (eng_real)(i % 3);
+        y1[i] = (eng_real)eng_rng_uniform(&r); /* soft targets */
+        y2[i] = (eng_real)(3 * eng_rng_normal(&r)); /* many |e| > delta, some inside */
+        y3[i] = (eng_real)(i % 2);
+    }
+    eng_task_batch tb[4] = {{.y = y0, .class_weight = cw0, .lambda = 1},
+                            {.y = y1, .row_weight = rw1, .lambda = 0.8},
+                            {.y = y2, .lambda = 1.5},
+                            {.y = y3, .class_weight = cw3, .lambda = 0.6}};
+    grad_check(m, x, N, tb);
+    /* Both Huber regimes were exercised. */
+    ck_assert_int_eq(eng_mtl_forward(m, x, N), ENG_OK);
+    const eng_real *o = eng_mtl_output(m, 2);
+    int inside = 0, outside = 0;
+    for (int i = 0; i < N; i++) {
+        double e = fabs((double)o[i] - (double)y2[i]);
+        inside += e < 0.5 - 1e-3;
+        outside += e > 0.5 + 1e-3;
+    }
+    ck_assert_int_gt(inside, 0);
+    ck_assert_int_gt(outside, 0);
+    eng_mtl_free(m);
+}
+END_TEST
 
 START_TEST(test_grad_multitask)
 {
@@ -190,6 +331,13 @@ Suite *grad_suite(void)
     tcase_add_test(tc, test_grad_multitask);
     tcase_add_test(tc, test_grad_no_trunk);
     tcase_add_test(tc, test_grad_identity_activation);
+    tcase_add_test(tc, test_grad_leaky_relu);
+    tcase_add_test(tc, test_grad_tanh);
+    tcase_add_test(tc, test_grad_sigmoid);
+    tcase_add_test(tc, test_grad_gelu);
+    tcase_add_test(tc, test_grad_layer_norm);
+    tcase_add_test(tc, test_grad_dropout);
+    tcase_add_test(tc, test_grad_losses);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,8 +10,9 @@
 #include "engine/mtl.h"
 #include "helpers.h"
 
-/* A model whose task-0 output equals its input x [n][k]. */
-static eng_mtl *identity_model(eng_head_kind kind, int k)
+/* A model whose task-0 output equals its input x [n][k], with the task's
+ * loss options from opt (NULL: defaults). */
+static eng_mtl *identity_model_opt(eng_head_kind kind, int k, const eng_task_spec *opt)
 {
     eng_mtl_spec s;
     memset(&s, 0, sizeof s);
@@ -19,6 +20,8 @@ static eng_mtl *identity_model(eng_head_kind kind, int k)
     s.n_trunk = 0;
     s.act = ENG_ACT_RELU;
     s.n_tasks = 1;
+    if (opt)
+        s.task[0] = *opt;
     s.task[0].kind = kind;
     s.task[0].n_out = k;
     eng_mtl *m = NULL;
@@ -27,6 +30,11 @@ static eng_mtl *identity_model(eng_head_kind kind, int k)
     for (int i = 0; i < k; i++)
         p[i * k + i] = 1;
     return m;
+}
+
+static eng_mtl *identity_model(eng_head_kind kind, int k)
+{
+    return identity_model_opt(kind, k, NULL);
 }
 
 static int all_finite(const eng_real *a, size_t n)
@@ -199,6 +207,103 @@ START_TEST(test_bad_targets)
 }
 END_TEST
 
+START_TEST(test_label_smoothing_extreme_logits)
+{
+    /* K = 3, s = 0.3: q = (0.8, 0.1, 0.1) for y = 0. z = (1000, -1000, 0):
+     * -log p = (0, 2000, 1000), l = 0.1*2000 + 0.1*1000 = 300.
+     * dL/dz = p - q = (0.2, -0.1, -0.1); dW row c = dz_c * x, db = dz. */
+    eng_task_spec opt = {.label_smoothing = 0.3};
+    eng_mtl *m = identity_model_opt(ENG_HEAD_CLASSIFICATION, 3, &opt);
+    eng_real x[3] = {1000, -1000, 0}, y[1] = {0};
+    eng_task_batch tb = {.y = y, .lambda = 1.0};
+    double loss = -1;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 1, &tb, &loss), ENG_OK);
+    ck_assert_double_eq_tol(loss, 300, 1e-9);
+    const eng_real *g = eng_mtl_grads(m);
+    ck_assert(all_finite(g, eng_mtl_nparams(m)));
+    const double dz[3] = {0.2, -0.1, -0.1};
+    for (int c = 0; c < 3; c++) {
+        for (int j = 0; j < 3; j++)
+            ck_assert_double_eq_tol(g[c * 3 + j], dz[c] * x[j], 10 * REAL_TOL * 1000);
+        ck_assert_double_eq_tol(g[9 + c], dz[c], 1e-6);
+    }
+    /* s = 0 is exactly plain CE; with class weights the smoothed row keeps
+     * its label's weight: rows (y=0, w 1) and (y=1, w 3) on z = 0: every
+     * row's loss is log 3, so the weighted mean is log 3 too. */
+    eng_mtl_free(m);
+    opt.label_smoothing = 0.5;
+    m = identity_model_opt(ENG_HEAD_CLASSIFICATION, 3, &opt);
+    eng_real x0[6] = {0}, y2[2] = {0, 1}, cw[3] = {1, 3, 1};
+    tb = (eng_task_batch){.y = y2, .class_weight = cw, .lambda = 1.0};
+    ck_assert_int_eq(eng_mtl_train_batch(m, x0, 2, &tb, &loss), ENG_OK);
+    ck_assert_double_eq_tol(loss, log(3.0), 1e-6);
+    /* db = sum_i w_i (p - q_i) / sum w: p = 1/3; q_0 = (2/3, 1/6, 1/6), q_1 = (1/6, 2/3, 1/6)
+     * db = (1*(1/3-2/3) + 3*(1/3-1/6), 1*(1/3-1/6) + 3*(1/3-2/3), 4*(1/3-1/6)) / 4
+     *    = (1/24, -5/24, 1/6), which sums to 0 as softmax gradients must */
+    g = eng_mtl_grads(m);
+    ck_assert_double_eq_tol(g[9], 1.0 / 24, 1e-6);
+    ck_assert_double_eq_tol(g[10], -5.0 / 24, 1e-6);
+    ck_assert_double_eq_tol(g[11], 1.0 / 6, 1e-6);
+    eng_mtl_free(m);
+}
+END_TEST
+
+START_TEST(test_bce_extreme_logits)
+{
+    /* z = (1000, -1000, -1000, 0), y = (0, 0, 1, 0.5):
+     * l = (1000, 0, 1000, log 2); mean (2000 + log 2)/4.
+     * dL/dz = (sigmoid(z) - y)/4 = (1, 0, -1, 0)/4;
+     * dW = sum dz_i x_i = (1000 + 1000)/4 = 500, db = 0. */
+    eng_mtl *m = identity_model(ENG_HEAD_BINARY, 1);
+    eng_real x[4] = {1000, -1000, -1000, 0}, y[4] = {0, 0, 1, 0.5};
+    eng_task_batch tb = {.y = y, .lambda = 1.0};
+    double loss = -1;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 4, &tb, &loss), ENG_OK);
+    ck_assert_double_eq_tol(loss, (2000 + log(2.0)) / 4, 1e-6);
+    const eng_real *g = eng_mtl_grads(m);
+    ck_assert_double_eq_tol(g[0], 500, 1e-9);
+    ck_assert_double_eq_tol(g[1], 0, 1e-9);
+    /* Class weights (0.5 for y=0, 2 for y=1): rows z = 0: l = log 2 each,
+     * weighted mean log 2; db = (0.5*0.5 + 2*(-0.5)) / 2.5 = -0.3. A soft
+     * label with class weights is refused, as is a label outside [0, 1]. */
+    eng_real x0[2] = {0, 0}, y01[2] = {0, 1}, cw[2] = {0.5, 2};
+    tb = (eng_task_batch){.y = y01, .class_weight = cw, .lambda = 1.0};
+    ck_assert_int_eq(eng_mtl_train_batch(m, x0, 2, &tb, &loss), ENG_OK);
+    ck_assert_double_eq_tol(loss, log(2.0), 1e-6);
+    ck_assert_double_eq_tol(eng_mtl_grads(m)[1], -0.3, 1e-6);
+    y01[1] = 0.5;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x0, 2, &tb, &loss), ENG_EINVAL);
+    tb.class_weight = NULL;
+    y01[1] = 1.5;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x0, 2, &tb, &loss), ENG_EINVAL);
+    eng_mtl_free(m);
+}
+END_TEST
+
+START_TEST(test_huber_hand_computed)
+{
+    /* delta 1: z = (1000, -1000, 0.5, 0), y = (0, 0, 0, 2): e = (1000, -1000, 0.5, -2)
+     * l = (999.5, 999.5, 0.125, 1.5), mean 500.15625
+     * dL/dz = (1, -1, 0.5, -1)/4; dW = (1000 + 1000 + 0.25)/4 = 500.0625; db = -0.125 */
+    eng_task_spec opt = {.loss = ENG_LOSS_HUBER};
+    eng_mtl *m = identity_model_opt(ENG_HEAD_REGRESSION, 1, &opt);
+    eng_real x[4] = {1000, -1000, 0.5, 0}, y[4] = {0, 0, 0, 2};
+    eng_task_batch tb = {.y = y, .lambda = 1.0};
+    double loss = -1;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 4, &tb, &loss), ENG_OK);
+    ck_assert_double_eq_tol(loss, 500.15625, 1e-9);
+    ck_assert_double_eq_tol(eng_mtl_grads(m)[0], 500.0625, 1e-9);
+    ck_assert_double_eq_tol(eng_mtl_grads(m)[1], -0.125, 1e-9);
+    eng_mtl_free(m);
+    /* delta 3 on the same data: l = (2995.5, 2995.5, 0.125, 2), mean 1498.28125 */
+    opt.huber_delta = 3;
+    m = identity_model_opt(ENG_HEAD_REGRESSION, 1, &opt);
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 4, &tb, &loss), ENG_OK);
+    ck_assert_double_eq_tol(loss, 1498.28125, 1e-9);
+    eng_mtl_free(m);
+}
+END_TEST
+
 Suite *loss_suite(void)
 {
     Suite *s = suite_create("loss");
@@ -208,6 +313,9 @@ Suite *loss_suite(void)
     tcase_add_test(tc, test_weighted_losses_hand_computed);
     tcase_add_test(tc, test_zero_denominator_gives_zero);
     tcase_add_test(tc, test_bad_targets);
+    tcase_add_test(tc, test_label_smoothing_extreme_logits);
+    tcase_add_test(tc, test_bce_extreme_logits);
+    tcase_add_test(tc, test_huber_hand_computed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -80,6 +80,42 @@ START_TEST(test_regression_metrics)
 }
 END_TEST
 
+START_TEST(test_per_class_and_confusion)
+{
+    /* k = 4, class 3 never occurs; the last row predicts -1 ("none"). */
+    const int truth[8] = {0, 0, 1, 1, 2, 2, 0, 1};
+    const int pred[8] = {0, 1, 1, 1, 0, 2, 0, -1};
+    size_t scratch[12], cm[16];
+    double pr[4], rc[4];
+    eng_per_class_pr(truth, pred, 8, 4, scratch, pr, rc);
+    /* tp = (2, 2, 1, 0); fp = (1, 1, 0, 0); fn = (1, 1, 1, 0) */
+    ck_assert_double_eq_tol(pr[0], 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(pr[1], 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(pr[2], 1, 1e-15);
+    ck_assert_double_eq(pr[3], 0); /* 0/0 counts as 0 */
+    ck_assert_double_eq_tol(rc[0], 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(rc[1], 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(rc[2], 0.5, 1e-15);
+    ck_assert_double_eq(rc[3], 0);
+    ck_assert_uint_eq(eng_confusion_matrix(truth, pred, 8, 4, cm), 1);
+    const size_t want[16] = {2, 1, 0, 0, /* truth 0 */
+                             0, 2, 0, 0, /* truth 1 (the -1 row left out) */
+                             1, 0, 1, 0, /* truth 2 */
+                             0, 0, 0, 0};
+    for (int i = 0; i < 16; i++)
+        ck_assert_uint_eq(cm[i], want[i]);
+
+    /* A batch with no positives of class 1: precision and recall 0 for it. */
+    const int t2[3] = {0, 0, 0}, p2[3] = {0, 0, 0};
+    eng_per_class_pr(t2, p2, 3, 2, scratch, pr, NULL);
+    ck_assert_double_eq(pr[0], 1);
+    ck_assert_double_eq(pr[1], 0);
+    eng_per_class_pr(t2, p2, 3, 2, scratch, NULL, rc);
+    ck_assert_double_eq(rc[0], 1);
+    ck_assert_double_eq(rc[1], 0);
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -89,6 +125,7 @@ Suite *metrics_suite(void)
     tcase_add_test(tc, test_macro_f1_absent_class_excluded);
     tcase_add_test(tc, test_macro_f1_no_predicted_positives);
     tcase_add_test(tc, test_regression_metrics);
+    tcase_add_test(tc, test_per_class_and_confusion);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -386,6 +386,276 @@ START_TEST(test_learns_xor)
 }
 END_TEST
 
+/* The demo model with other options, initialised from seed. */
+static eng_mtl *new_variant(eng_act act, int ln, double dropout, int max_batch, uint64_t seed)
+{
+    eng_mtl_spec s;
+    demo_spec(&s);
+    s.act = act;
+    s.layer_norm = ln;
+    s.dropout = dropout;
+    eng_mtl *m = NULL;
+    ck_assert_int_eq(eng_mtl_new(&s, max_batch, &m), ENG_OK);
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    eng_mtl_init(m, &r);
+    return m;
+}
+
+START_TEST(test_new_options_validation)
+{
+    eng_mtl_spec good, s;
+    demo_spec(&good);
+    eng_mtl *m = NULL;
+    s = good; s.act = (eng_act)6;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.dropout = 1;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.dropout = -0.1;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.dropout = NAN;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.leaky_slope = 1;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.layer_norm = 2;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.task[1].label_smoothing = 0.1; /* regression */
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.task[0].label_smoothing = 1;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.task[0].loss = ENG_LOSS_HUBER; /* classification */
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.task[1].huber_delta = -1;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    s = good; s.task[2].kind = ENG_HEAD_BINARY; /* n_out 2 */
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_EINVAL);
+    ck_assert_ptr_null(m);
+    s = good; s.task[2].kind = ENG_HEAD_BINARY; s.task[2].n_out = 1;
+    s.task[0].label_smoothing = 0.1; s.task[1].loss = ENG_LOSS_HUBER;
+    s.dropout = 0.5; s.layer_norm = 1; s.act = ENG_ACT_GELU;
+    ck_assert_int_eq(eng_mtl_new(&s, 8, &m), ENG_OK);
+    /* Dropout needs an rng to train with. */
+    eng_rng r;
+    eng_rng_seed(&r, 1);
+    eng_mtl_init(m, &r);
+    demo_batch b;
+    demo_batch_fill(&b, &r);
+    b.y2[1] = 0; /* (masked anyway) */
+    ck_assert_int_eq(eng_mtl_train_step(m, b.x, DEMO_N, b.tb, NULL, NULL), ENG_EINVAL);
+    ck_assert_int_eq(eng_mtl_train_step(m, b.x, DEMO_N, b.tb, &r, NULL), ENG_OK);
+    eng_mtl_free(m);
+}
+END_TEST
+
+START_TEST(test_layer_norm_tensors_and_init)
+{
+    eng_mtl *m = new_variant(ENG_ACT_RELU, 1, 0, 4, 1);
+    /* trunk.0: weight, bias, ln.weight, ln.bias; then trunk.1; the tower
+     * layer has them too; heads do not. */
+    static const char *const want[] = {
+        "trunk.0.weight", "trunk.0.bias", "trunk.0.ln.weight", "trunk.0.ln.bias",
+        "trunk.1.weight", "trunk.1.bias", "trunk.1.ln.weight", "trunk.1.ln.bias",
+        "tasks.0.tower.0.weight", "tasks.0.tower.0.bias", "tasks.0.tower.0.ln.weight",
+        "tasks.0.tower.0.ln.bias", "tasks.0.head.weight", "tasks.0.head.bias",
+        "tasks.1.head.weight", "tasks.1.head.bias", "tasks.2.head.weight", "tasks.2.head.bias"};
+    ck_assert_int_eq(eng_mtl_ntensors(m), 18);
+    size_t at = 0;
+    const eng_real *p = eng_mtl_params(m);
+    for (int i = 0; i < 18; i++) {
+        eng_tensor_info t;
+        ck_assert_int_eq(eng_mtl_tensor(m, i, &t), ENG_OK);
+        ck_assert_str_eq(t.name, want[i]);
+        ck_assert_uint_eq(t.offset, at);
+        at += t.count;
+        if (strstr(t.name, ".ln.")) {
+            ck_assert_int_eq(t.rank, 1);
+            for (size_t k = 0; k < t.count; k++)
+                ck_assert(p[t.offset + k] == (strstr(t.name, "ln.weight") ? 1 : 0));
+        }
+    }
+    ck_assert_uint_eq(at, eng_mtl_nparams(m));
+    ck_assert_uint_eq(at, 35 + 7 + 14 + 42 + 6 + 12 + 24 + 4 + 8 + 12 + 3 + 6 + 1 + 12 + 2);
+    eng_mtl_free(m);
+
+    /* The same seed gives the same dense weights with or without layer norm. */
+    eng_mtl *a = new_variant(ENG_ACT_RELU, 0, 0, 4, 9), *b = new_variant(ENG_ACT_RELU, 1, 0, 4, 9);
+    eng_tensor_info ta, tb;
+    eng_mtl_tensor(a, 2, &ta); /* trunk.1.weight */
+    eng_mtl_tensor(b, 4, &tb);
+    ck_assert_str_eq(ta.name, tb.name);
+    ck_assert_mem_eq(eng_mtl_params(a) + ta.offset, eng_mtl_params(b) + tb.offset,
+                     ta.count * sizeof(eng_real));
+    eng_mtl_free(a);
+    eng_mtl_free(b);
+}
+END_TEST
+
+START_TEST(test_forward_reference_all_activations)
+{
+    for (int act = ENG_ACT_IDENTITY; act <= ENG_ACT_GELU; act++)
+        for (int ln = 0; ln <= 1; ln++) {
+            /* dropout is on, but inference never applies it */
+            eng_mtl *m = new_variant((eng_act)act, ln, 0.5, DEMO_N, 40 + act);
+            eng_rng r;
+            eng_rng_seed(&r, 6);
+            eng_real *p = eng_mtl_params(m);
+            for (size_t i = 0; i < eng_mtl_nparams(m); i++)
+                p[i] += (eng_real)(0.1 * eng_rng_normal(&r));
+            demo_batch b;
+            demo_batch_fill(&b, &r);
+            ck_assert_int_eq(eng_mtl_forward(m, b.x, DEMO_N), ENG_OK);
+            double o0[DEMO_N * 3], o1[DEMO_N], o2[DEMO_N * 2];
+            double *outs[3] = {o0, o1, o2};
+            const int k[3] = {3, 1, 2};
+            ref_forward(m, p, b.x, DEMO_N, outs, NULL);
+            for (int t = 0; t < 3; t++) {
+                const eng_real *o = eng_mtl_output(m, t);
+                for (int i = 0; i < DEMO_N * k[t]; i++)
+                    ck_assert_msg(fabs(o[i] - outs[t][i]) <= 1e2 * REAL_TOL * (1 + fabs(outs[t][i])),
+                                  "act %d ln %d task %d [%d]: %g vs %g", act, ln, t, i,
+                                  (double)o[i], outs[t][i]);
+            }
+            eng_mtl_free(m);
+        }
+}
+END_TEST
+
+/* Trains a dropout model for 10 Adam steps, masks from drop_seed. */
+static void train_dropout(eng_mtl *m, uint64_t drop_seed)
+{
+    eng_rng data, drop;
+    eng_rng_seed(&data, 77);
+    eng_rng_seed(&drop, drop_seed);
+    size_t n = eng_mtl_nparams(m);
+    eng_real *mo = calloc(n, sizeof *mo), *ve = calloc(n, sizeof *ve);
+    eng_opt_cfg c = eng_opt_defaults(ENG_OPT_ADAM);
+    demo_batch b;
+    for (long t = 1; t <= 10; t++) {
+        demo_batch_fill(&b, &data);
+        ck_assert_int_eq(eng_mtl_train_step(m, b.x, DEMO_N, b.tb, &drop, NULL), ENG_OK);
+        ck_assert_int_eq(eng_opt_step(&c, 0.01, eng_mtl_params(m), eng_mtl_grads(m), mo, ve, n, t),
+                         ENG_OK);
+    }
+    free(mo);
+    free(ve);
+}
+
+START_TEST(test_dropout_determinism)
+{
+    eng_mtl *a = new_variant(ENG_ACT_RELU, 0, 0.5, DEMO_N, 3);
+    eng_mtl *b = new_variant(ENG_ACT_RELU, 0, 0.5, DEMO_N, 3);
+    eng_mtl *c = new_variant(ENG_ACT_RELU, 0, 0.5, DEMO_N, 3);
+    size_t n = eng_mtl_nparams(a);
+    train_dropout(a, 123);
+    train_dropout(b, 123);
+    train_dropout(c, 124);
+    ck_assert_mem_eq(eng_mtl_params(a), eng_mtl_params(b), n * sizeof(eng_real));
+    ck_assert(memcmp(eng_mtl_params(a), eng_mtl_params(c), n * sizeof(eng_real)) != 0);
+
+    /* About half of the trunk units are dropped: with p = 0.5 on 8 rows of
+     * 7 units, the loss and gradients change with the rng state, and a
+     * model with dropout 0.5 but identical weights trains to other values
+     * than with no dropout at all. */
+    eng_rng r1, r2;
+    eng_rng_seed(&r1, 5);
+    eng_rng_seed(&r2, 6);
+    demo_batch bt;
+    eng_rng data;
+    eng_rng_seed(&data, 8);
+    demo_batch_fill(&bt, &data);
+    double l1[3], l2[3], l1b[3];
+    ck_assert_int_eq(eng_mtl_train_step(a, bt.x, DEMO_N, bt.tb, &r1, l1), ENG_OK);
+    ck_assert_int_eq(eng_mtl_train_step(a, bt.x, DEMO_N, bt.tb, &r2, l2), ENG_OK);
+    ck_assert(l1[0] != l2[0]);
+    eng_rng_seed(&r1, 5);
+    ck_assert_int_eq(eng_mtl_train_step(a, bt.x, DEMO_N, bt.tb, &r1, l1b), ENG_OK);
+    ck_assert(l1[0] == l1b[0] && l1[1] == l1b[1] && l1[2] == l1b[2]);
+    eng_mtl_free(a);
+    eng_mtl_free(b);
+    eng_mtl_free(c);
+}
+END_TEST
+
+START_TEST(test_no_allocation_with_options)
+{
+    eng_mtl *m = new_variant(ENG_ACT_GELU, 1, 0.3, DEMO_N, 3);
+    eng_rng r;
+    eng_rng_seed(&r, 4);
+    demo_batch b;
+    demo_batch_fill(&b, &r);
+    size_t n = eng_mtl_nparams(m);
+    eng_real *s1 = calloc(n, sizeof *s1), *s2 = calloc(n, sizeof *s2);
+    eng_opt_cfg c = eng_opt_defaults(ENG_OPT_ADAMW);
+    c.clip_norm = 1;
+    double loss[3];
+    int rc = 0;
+    long before = test_alloc_count();
+    for (int i = 0; i < 5; i++) {
+        rc |= eng_mtl_forward(m, b.x, DEMO_N);
+        rc |= eng_mtl_train_step(m, b.x, DEMO_N, b.tb, &r, loss);
+        rc |= eng_opt_step(&c, 1e-3, eng_mtl_params(m), eng_mtl_grads(m), s1, s2, n, i + 1);
+        rc |= eng_mtl_train_step(m, b.x, 3, b.tb, &r, loss);
+    }
+    long during = test_alloc_count() - before;
+    ck_assert_int_eq(rc, ENG_OK);
+    ck_assert_int_eq(during, 0);
+    free(s1);
+    free(s2);
+    eng_mtl_free(m);
+}
+END_TEST
+
+START_TEST(test_nonfinite_gradient_names_task)
+{
+    /* Two Huber regression heads on the input (weight 1, bias 0): with
+     * x = BIG the loss is about BIG (finite), dL/dz is ±lambda/n, and
+     * dW = sum_i dz_i x_i = lambda * BIG, which overflows for lambda 100 but
+     * not for lambda 0.1. Task 1 is named, as a gradient fault. */
+#ifdef ENG_DOUBLE
+    const eng_real big = 4e307;
+#else
+    const eng_real big = 1e38f;
+#endif
+    eng_mtl_spec s;
+    memset(&s, 0, sizeof s);
+    s.n_in = 1;
+    s.n_tasks = 2;
+    for (int t = 0; t < 2; t++) {
+        s.task[t].kind = ENG_HEAD_REGRESSION;
+        s.task[t].n_out = 1;
+        s.task[t].loss = ENG_LOSS_HUBER;
+    }
+    eng_mtl *m = NULL;
+    ck_assert_int_eq(eng_mtl_new(&s, 2, &m), ENG_OK);
+    eng_real *p = eng_mtl_params(m);
+    p[0] = 1; /* task 0 weight */
+    p[2] = 1; /* task 1 weight */
+    eng_real x[2] = {big, big}, y[2] = {0, 0};
+    eng_task_batch tb[2] = {{.y = y, .lambda = 0.1}, {.y = y, .lambda = 100}};
+    double loss[2] = {-1, -1};
+    int in_grad = -1;
+    ck_assert_int_eq(eng_mtl_nonfinite(m, &in_grad), -1);
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 2, tb, loss), ENG_ENONFINITE);
+    ck_assert_int_eq(eng_mtl_nonfinite(m, &in_grad), 1);
+    ck_assert_int_eq(in_grad, 1);
+    ck_assert(isfinite(loss[0]) && isfinite(loss[1]));
+    /* A non-finite loss is reported as such. */
+    x[0] = x[1] = (eng_real)NAN;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 2, tb, loss), ENG_ENONFINITE);
+    ck_assert_int_eq(eng_mtl_nonfinite(m, &in_grad), 0);
+    ck_assert_int_eq(in_grad, 0);
+    ck_assert(isnan(loss[0]));
+    /* A good step clears it. */
+    x[0] = x[1] = 1;
+    ck_assert_int_eq(eng_mtl_train_batch(m, x, 2, tb, loss), ENG_OK);
+    ck_assert_int_eq(eng_mtl_nonfinite(m, &in_grad), -1);
+    eng_mtl_free(m);
+    ck_assert(eng_any_nonfinite(x, 2) == 0);
+    x[1] = (eng_real)-INFINITY;
+    ck_assert(eng_any_nonfinite(x, 2) == 1);
+}
+END_TEST
+
 Suite *mtl_suite(void)
 {
     Suite *s = suite_create("mtl");
@@ -399,6 +669,12 @@ Suite *mtl_suite(void)
     tcase_add_test(tc, test_no_allocation_in_hot_path);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_learns_xor);
+    tcase_add_test(tc, test_new_options_validation);
+    tcase_add_test(tc, test_layer_norm_tensors_and_init);
+    tcase_add_test(tc, test_forward_reference_all_activations);
+    tcase_add_test(tc, test_dropout_determinism);
+    tcase_add_test(tc, test_no_allocation_with_options);
+    tcase_add_test(tc, test_nonfinite_gradient_names_task);
     suite_add_tcase(s, tc);
     return s;
 }
