@@ -169,15 +169,18 @@ size_t eng_fnet_bias_offset(const eng_fnet *f, int l)
 
 void eng_fnet_init(const eng_fnet *f, eng_real *params, eng_rng *rng)
 {
+    /* torch.nn.Linear's default: weights and biases U(−1/√fan_in, 1/√fan_in).
+     * Nonzero biases matter for low-dimensional inputs: with zero biases
+     * every first-layer ReLU of a 1-D input bends at x = 0. */
     const int L = f->s.n_layers;
     for (int l = 1; l <= L; l++) {
         int in = f->s.dims[l - 1], out = f->s.dims[l];
-        double sd = (l < L && f->s.act == ENG_FNET_RELU) ? sqrt(2.0 / in)
-                                                         : sqrt(2.0 / (double)(in + out));
-        eng_real *w = params + f->w_off[l];
+        double bound = 1.0 / sqrt((double)in);
+        eng_real *w = params + f->w_off[l], *b = params + f->b_off[l];
         for (size_t i = 0; i < (size_t)in * (size_t)out; i++)
-            w[i] = (eng_real)(sd * eng_rng_normal(rng));
-        memset(params + f->b_off[l], 0, (size_t)out * sizeof *params);
+            w[i] = (eng_real)(bound * (2 * eng_rng_uniform(rng) - 1));
+        for (int i = 0; i < out; i++)
+            b[i] = (eng_real)(bound * (2 * eng_rng_uniform(rng) - 1));
     }
 }
 

@@ -67,9 +67,8 @@ int eng_fnet_max_rows(const eng_fnet *f);
 size_t eng_fnet_weight_offset(const eng_fnet *f, int l);
 size_t eng_fnet_bias_offset(const eng_fnet *f, int l);
 
-/* Writes initial parameters: hidden weights He-normal (ReLU, std
- * sqrt(2/fan_in)) or Xavier-normal (tanh), the output layer Xavier-normal,
- * biases 0. Deterministic given the rng state. */
+/* Writes initial parameters as torch.nn.Linear does by default: every
+ * weight and bias U(−1/√fan_in, 1/√fan_in). Deterministic given the rng. */
 void eng_fnet_init(const eng_fnet *f, eng_real *params, eng_rng *rng);
 
 /* Forward pass of x [n][d_0] at params on tape. The output [n][d_L] is then
