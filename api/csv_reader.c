@@ -56,6 +56,7 @@ struct csv_reader {
 
     char *buf;                  /* the record: fields, each NUL-terminated */
     size_t buf_len, buf_cap, buf_max;
+    size_t rec_max;             /* bytes of a record at most (buf_len counts them) */
     size_t field_start;         /* offset of the current field in buf */
 
     size_t *starts, *lens;
@@ -88,6 +89,7 @@ csv_reader *csv_reader_new(char delimiter, size_t max_field, size_t max_fields,
     r->rec_line = 1;
     per = max_field < (size_t)-1 ? max_field + 1 : max_field;
     r->buf_max = per > (size_t)-1 / max_fields ? (size_t)-1 : per * max_fields;
+    r->rec_max = r->buf_max;
     for (c = 0; c < 256; c++) {
         unsigned char k = 0;
         if (c == 0 || c == '\r' || c == '\n' || c == '"' || c >= 0x80)
@@ -108,6 +110,12 @@ void csv_reader_free(csv_reader *r)
     free(r->lens);
     free(r->ptrs);
     free(r);
+}
+
+void csv_reader_set_max_record(csv_reader *r, size_t max_record)
+{
+    if (r && max_record > 0 && max_record < r->rec_max)
+        r->rec_max = max_record;
 }
 
 csv_reader_errkind csv_reader_error_kind(const csv_reader *r)
@@ -153,12 +161,21 @@ static int too_long(csv_reader *r, csv_error *err)
     return fail(r, err, CSV_RERR_FIELD_TOO_LONG, r->line, (long)r->n_fields + 1, msg);
 }
 
+static int record_too_long(csv_reader *r, csv_error *err)
+{
+    char msg[120];
+    snprintf(msg, sizeof msg, "record longer than %zu bytes", r->rec_max);
+    return fail(r, err, CSV_RERR_RECORD_TOO_LONG, r->line, (long)r->n_fields + 1, msg);
+}
+
 /* Appends n bytes to the current field (room for its NUL kept). */
 static inline int append(csv_reader *r, const unsigned char *p, size_t n, csv_error *err)
 {
     size_t len = r->buf_len;
     if (len - r->field_start + n > r->max_field)
         return too_long(r, err);
+    if (len + n > r->rec_max)
+        return record_too_long(r, err);
     if (len + n + 1 > r->buf_cap && grow_buf(r, len + n + 1))
         return -2;
     memcpy(r->buf + len, p, n);
@@ -295,7 +312,7 @@ static const unsigned char *fast_fields(csv_reader *r, const unsigned char *p,
 {
     const unsigned char *cls = r->cls;
     const unsigned delim = (unsigned char)r->delim;
-    const size_t max_field = r->max_field, max_fields = r->max_fields;
+    const size_t max_field = r->max_field, max_fields = r->max_fields, rec_max = r->rec_max;
     char *buf = r->buf;
     size_t bl = r->buf_len, cap = r->buf_cap, nf = r->n_fields, fcap = r->fields_cap;
     size_t *starts = r->starts, *lens = r->lens;
@@ -319,7 +336,7 @@ static const unsigned char *fast_fields(csv_reader *r, const unsigned char *p,
             f--;
         n = (size_t)(f - p);
         /* max_field counts trailing blanks, as the state machine does */
-        if ((size_t)(q - p) > max_field || bl + n + 1 > cap || nf == fcap ||
+        if ((size_t)(q - p) > max_field || bl + n + 1 > cap || bl + n > rec_max || nf == fcap ||
             (n == 0 && nf == 0 && c == '\n'))
             break;
         if (n <= 8) { /* most fields: cheaper than a call */

@@ -17,7 +17,8 @@
  * fields in a record, a NUL byte.
  * A quote inside an unquoted field (`ab"c`) is kept as text. max_field counts
  * the bytes of a field's value as stored (quotes unescaped, leading blanks of
- * an unquoted field not counted, trailing ones counted until trimmed).
+ * an unquoted field not counted, trailing ones counted until trimmed); an
+ * optional max_record caps a whole record the same way.
  */
 #ifndef CSV_READER_H
 #define CSV_READER_H
@@ -45,6 +46,12 @@ csv_reader *csv_reader_new(char delimiter, size_t max_field, size_t max_fields,
                            csv_record_fn fn, void *ctx);
 void csv_reader_free(csv_reader *r); /* NULL is fine */
 
+/* Caps a record's bytes (its fields' values plus one per field) at
+ * max_record: a longer one is an error (CSV_RERR_RECORD_TOO_LONG) at the
+ * line where it reaches the cap. Without it the bound is what max_field and
+ * max_fields imply. Call before the first feed. */
+void csv_reader_set_max_record(csv_reader *r, size_t max_record);
+
 /* Feed the next chunk. 0 on success, -1 on a syntax error (err filled),
  * -2 out of memory, or the callback's non-zero value. After an error the
  * reader must not be fed again. */
@@ -61,7 +68,8 @@ typedef enum {
     CSV_RERR_UNTERMINATED,    /* quoted field still open at end of input */
     CSV_RERR_AFTER_QUOTE,     /* text after a closing quote */
     CSV_RERR_FIELD_TOO_LONG,  /* a field longer than max_field bytes */
-    CSV_RERR_TOO_MANY_FIELDS  /* more than max_fields fields in a record */
+    CSV_RERR_TOO_MANY_FIELDS, /* more than max_fields fields in a record */
+    CSV_RERR_RECORD_TOO_LONG  /* a record longer than max_record bytes */
 } csv_reader_errkind;
 csv_reader_errkind csv_reader_error_kind(const csv_reader *r);
 

@@ -1,24 +1,38 @@
 /*
- * api/csv_table.c — CSV records to a typed table (see csv_table.h).
+ * api/csv_table.c — CSV records to a typed table, streamed in chunks (see
+ * csv_table.h).
  *
- * Rows are typed as they stream in and stored row-major as float; nothing of
- * the input is kept but what a column may still need:
+ * Rows are typed as they stream in and collected row-major as float in one
+ * chunk of CSV_CHUNK_ROWS rows; a full chunk goes to the sink (the store, or
+ * the in-memory table) at once, so memory is one chunk plus what a column
+ * must remember, never the input:
  *  - a number column keeps the distinct original texts of its numbers (with
- *    counts and float bits), at most max_levels of them, so that if a text
- *    cell later turns it into a category column, every earlier cell becomes
- *    the level of its ORIGINAL text ("1.0" stays "1.0"). A cell is mapped
- *    back to its text through its float bits; only when two texts share the
- *    same float ("1" and "1.0") does the column start a per-row text index.
- *    Past max_levels distinct texts that memory is dropped: the column can
- *    only stay numeric (a later text cell is then a level-limit error).
- *  - a category column keeps its levels (hash set, first-appearance order)
- *    and per-level counts (for missing=fill).
- * Missing cells are stored as NaN (parsed numbers are always finite) and,
- * under missing=fill, replaced at finish by the column's mean or mode.
+ *    counts), at most max_levels of them, and a map from float bits to the
+ *    first text with those bits. If a text cell later turns the column into
+ *    a category, every earlier cell must become the level of its ORIGINAL
+ *    text ("1.0" stays "1.0"): the float bits give it back, except where two
+ *    texts share one float ("1" and "1.0"); for those cells the column keeps
+ *    an exception (row, text), bounded in number. Past max_levels texts (or
+ *    the exception budget) that memory is dropped: the column can only stay
+ *    numeric, and a later text cell is an error naming the limit.
+ *  - when a column turns into a category, the rows of the current chunk are
+ *    mapped at once; chunks already handed out keep their numbers until the
+ *    end, when the builder maps them (csv_table_builder_fix_chunk) — the
+ *    caller rewrites them in place. One pass at the end, however many
+ *    columns turned, instead of one per turn.
+ *  - missing cells are NaN (parsed numbers are always finite) and, under
+ *    missing=fill, are replaced at the end by the column's mean or mode: the
+ *    same fix-up, for the chunks that had a missing cell.
+ *  - statistics stream too: min/max and sums of (v - first value) and its
+ *    square (shifted sums: exact enough in double for float data, and no
+ *    division per cell as Welford's update needs); level counts.
+ * Why fix-ups rather than a per-chunk typed representation: every chunk on
+ * disk stays the plain float32 matrix the store and the jobs read, and the
+ * rewrite touches only chunks that really changed — none in the common case.
  */
 #include "api/csv_table.h"
 
-#include <math.h> /* NAN, isnan: macros, no libm */
+#include <math.h> /* NAN, isnan, sqrt */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -142,6 +156,17 @@ static long ts_add(textset *t, const char *s, size_t n, uint32_t h, uint32_t fbi
 
 /* --------------------------------------------------------------- columns */
 
+/* A cell whose text is not the first text with its float's bits. */
+typedef struct {
+    uint64_t row;       /* 0-based data row */
+    uint32_t idx;       /* its text */
+} exc_t;
+
+/* Exceptions kept at most, all columns together (16 bytes each). */
+#define MAX_EXCEPTIONS 65536
+
+enum { KEEP = 0, OVER_LEVELS = 1, OVER_SPELLINGS = 2, OVER_TEXT = 3 };
+
 typedef struct {
     char *name;
     csv_col_type type;
@@ -150,13 +175,19 @@ typedef struct {
     uint32_t *bvals;    /* index + 1; 0 = empty */
     size_t n_bslots;    /* power of two, 2^(64 - bshift) */
     unsigned bshift;
-    uint32_t *ids;      /* number, after a float collision: text per row */
-    size_t ids_cap;
-    int overflow;       /* number: more than max_levels distinct texts */
-    int collided;
-    double sum;         /* number: sum and count of non-missing values */
+    exc_t *exc;         /* by row, ascending */
+    size_t n_exc, exc_cap;
+    int overflow;       /* number: texts no longer kept (KEEP or OVER_*) */
+    int flipped;        /* was a number column */
+    size_t flip_seq;    /* chunks handed out before it turned */
+    /* number statistics over stored floats */
+    int have_shift;
+    double shift, s1, s2;
+    float vmin, vmax;
+    double sum;         /* parsed values (double): the fill mean */
     size_t n_num;
     size_t n_missing, n_filled;
+    float fill;         /* missing=fill: the value, known at finish */
 } bcol;
 
 struct csv_table_builder {
@@ -167,19 +198,41 @@ struct csv_table_builder {
     int have_header;
     size_t n_cols;
     bcol *cols;
-    float *data;
-    size_t n_rows, rows_cap;
+    float *chunk;       /* [CSV_CHUNK_ROWS][n_cols] being filled */
+    size_t chunk_rows;
+    int chunk_missing;  /* the chunk holds a missing cell */
+    size_t seq;         /* chunks handed out */
+    unsigned char *had_missing; /* per chunk handed out */
+    size_t had_cap;
+    size_t n_rows;      /* rows kept, all chunks */
     size_t n_dropped;
+    size_t text_bytes;  /* bytes of the distinct texts kept */
+    size_t n_exc;       /* exceptions kept, all columns */
     int cb_failed;      /* the reader stopped because on_record said so */
+    csv_chunk_fn sink;  /* NULL: the in-memory table below */
+    void *sink_ctx;
+    size_t stale_below; /* after finish: chunks below may be stale */
+    int finished;
+    float *data;        /* in-memory sink */
+    size_t data_rows, data_cap;
 };
 
-static void bcol_free_numeric_side(bcol *c)
+/* Drops what a number column remembers to be able to turn into a category. */
+static void forget_texts(csv_table_builder *b, bcol *c, int why)
 {
+    size_t i;
+    for (i = 0; i < c->ts.n; i++)
+        b->text_bytes -= c->ts.lens[i] + 1;
+    ts_free(&c->ts, 0);
     free(c->bkeys);
     free(c->bvals);
-    free(c->ids);
-    c->bkeys = c->bvals = c->ids = NULL;
-    c->n_bslots = c->ids_cap = 0;
+    c->bkeys = c->bvals = NULL;
+    c->n_bslots = 0;
+    b->n_exc -= c->n_exc;
+    free(c->exc);
+    c->exc = NULL;
+    c->n_exc = c->exc_cap = 0;
+    c->overflow = why;
 }
 
 static uint32_t float_bits(float f)
@@ -384,54 +437,73 @@ static inline int same_text(const char *a, const char *b, size_t n)
     return 1;
 }
 
-/* Number column: remember the original text of a number in row `row`. */
+/* ------------------------------------------------------- number columns */
+
+/* A new distinct text for column c within the max_text budget; -1 on out
+ * of memory, -2 when over budget. */
+static long add_text(csv_table_builder *b, bcol *c, const char *s, size_t n, uint32_t h,
+                     uint32_t fbits)
+{
+    long idx;
+    if (n + 1 > b->opt.max_text - b->text_bytes || b->text_bytes > b->opt.max_text)
+        return -2;
+    idx = ts_add(&c->ts, s, n, h, fbits);
+    if (idx >= 0)
+        b->text_bytes += n + 1;
+    return idx;
+}
+
+static int add_exception(csv_table_builder *b, bcol *c, size_t row, long idx)
+{
+    if (b->n_exc >= MAX_EXCEPTIONS) {
+        forget_texts(b, c, OVER_SPELLINGS);
+        return 0;
+    }
+    if (c->n_exc == c->exc_cap) {
+        size_t cap = c->exc_cap ? c->exc_cap * 2 : 16;
+        exc_t *p = realloc(c->exc, cap * sizeof *p);
+        if (!p)
+            return -1;
+        c->exc = p;
+        c->exc_cap = cap;
+    }
+    c->exc[c->n_exc].row = row;
+    c->exc[c->n_exc].idx = (uint32_t)idx;
+    c->n_exc++;
+    b->n_exc++;
+    return 0;
+}
+
+/* Number column: remember the original text of a number in data row `row`. */
 static int note_text_slow(csv_table_builder *b, bcol *c, const char *s, size_t n, float v,
                           size_t row)
 {
-    uint32_t h = hash_text(s, n), bits;
+    uint32_t h = hash_text(s, n), bits = float_bits(v);
     long idx = ts_find(&c->ts, s, n, h), first;
 
     if (idx < 0) {
         if (c->ts.n >= b->opt.max_levels) { /* can never be a category now */
-            c->overflow = 1;
-            ts_free(&c->ts, 0);
-            bcol_free_numeric_side(c);
+            forget_texts(b, c, OVER_LEVELS);
             return 0;
         }
-        bits = float_bits(v);
-        idx = ts_add(&c->ts, s, n, h, bits);
+        idx = add_text(b, c, s, n, h, bits);
+        if (idx == -2) {
+            forget_texts(b, c, OVER_TEXT);
+            return 0;
+        }
         if (idx < 0)
             return -1;
-        first = bits_find(c, bits);
-        if (first < 0) {
-            if (bits_add(c, bits, (size_t)idx, (size_t)idx))
-                return -1;
-        } else if (!c->collided) {
-            /* two texts, one float: from now on remember each row's text */
-            size_t r, nc = b->n_cols, col = (size_t)(c - b->cols);
-            c->ids_cap = b->rows_cap;
-            c->ids = malloc(c->ids_cap * sizeof *c->ids);
-            if (!c->ids)
-                return -1;
-            for (r = 0; r < row; r++) {
-                float f = b->data[r * nc + col];
-                c->ids[r] = isnan(f) ? UINT32_MAX : (uint32_t)bits_find(c, float_bits(f));
-            }
-            c->collided = 1;
-        }
+        if (bits_find(c, bits) < 0 && bits_add(c, bits, (size_t)idx, (size_t)idx))
+            return -1;
+    }
+    first = bits_find(c, bits);
+    if (first != idx) { /* "1.0" after "1": this cell needs its own text */
+        if (add_exception(b, c, row, idx))
+            return -1;
+        if (c->overflow)
+            return 0;
     }
     c->ts.counts[idx]++;
-    if (c->collided) {
-        if (row >= c->ids_cap) {
-            size_t cap = b->rows_cap;
-            uint32_t *p = realloc(c->ids, cap * sizeof *p);
-            if (!p)
-                return -1;
-            c->ids = p;
-            c->ids_cap = cap;
-        }
-        c->ids[row] = (uint32_t)idx;
-    }
     return 0;
 }
 
@@ -440,40 +512,80 @@ static inline int note_text(csv_table_builder *b, bcol *c, const char *s, size_t
                             size_t row)
 {
     long idx = bits_find(c, float_bits(v));
-    if (idx >= 0 && c->ts.lens[idx] == n && same_text(c->ts.texts[idx], s, n) &&
-        (!c->collided || row < c->ids_cap)) {
+    if (idx >= 0 && c->ts.lens[idx] == n && same_text(c->ts.texts[idx], s, n)) {
         c->ts.counts[idx]++;
-        if (c->collided)
-            c->ids[row] = (uint32_t)idx;
         return 0;
     }
     return note_text_slow(b, c, s, n, v, row);
 }
 
+/* Maps n number cells (stride apart, the first in data row `first`) of a
+ * column that turned into a category to the levels of their texts. */
+static void map_cells(const bcol *c, size_t first, float *cell, size_t stride, size_t n)
+{
+    size_t lo = 0, hi = c->n_exc, r;
+    const exc_t *e, *end = c->exc + c->n_exc;
+
+    while (lo < hi) { /* first exception at or after row `first` */
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->exc[mid].row < first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    e = c->exc + lo;
+    for (r = 0; r < n; r++, cell += stride) {
+        if (isnan(*cell))
+            continue;
+        while (e < end && e->row < first + r)
+            e++;
+        if (e < end && e->row == first + r)
+            *cell = (float)e->idx;
+        else
+            *cell = (float)bits_find(c, float_bits(*cell));
+    }
+}
+
 static int level_limit(csv_table_builder *b, bcol *c, long line, size_t col, csv_error *err)
 {
-    set_err(err, line, (long)col + 1,
-            "column '%.*s' has more than %zu distinct values (limit max_levels=%zu) at line %ld",
-            SHOW(c->name), b->opt.max_levels, b->opt.max_levels, line);
+    if (c->overflow == OVER_SPELLINGS)
+        set_err(err, line, (long)col + 1,
+                "column '%.*s' has text at line %ld after more than %d numbers written unlike "
+                "an equal number before them (as 1 and 1.0): their texts were not kept",
+                SHOW(c->name), line, MAX_EXCEPTIONS);
+    else if (c->overflow == OVER_TEXT)
+        set_err(err, line, (long)col + 1,
+                "column '%.*s' has text at line %ld, but the distinct values seen before took "
+                "more than %zu bytes (limit max_text=%zu)",
+                SHOW(c->name), line, b->opt.max_text, b->opt.max_text);
+    else
+        set_err(err, line, (long)col + 1,
+                "column '%.*s' has more than %zu distinct values (limit max_levels=%zu) at "
+                "line %ld",
+                SHOW(c->name), b->opt.max_levels, b->opt.max_levels, line);
     return CSV_ELIMIT;
 }
 
 /* A number column met a text: every earlier number becomes the level of its
- * original text. */
+ * original text — now for the current chunk, at the end for the others. */
 static int flip(csv_table_builder *b, bcol *c, size_t col, long line, csv_error *err)
 {
-    size_t r, nc = b->n_cols;
-
     if (c->overflow)
         return level_limit(b, c, line, col, err);
-    for (r = 0; r < b->n_rows; r++) {
-        float *cell = &b->data[r * nc + col];
-        if (isnan(*cell))
-            continue;
-        *cell = (float)(c->collided ? (long)c->ids[r] : bits_find(c, float_bits(*cell)));
-    }
-    bcol_free_numeric_side(c);
+    map_cells(c, b->seq * CSV_CHUNK_ROWS, b->chunk + col, b->n_cols, b->chunk_rows);
     c->type = CSV_COL_CATEGORY;
+    c->flipped = 1;
+    c->flip_seq = b->seq;
+    if (c->flip_seq == 0) { /* nothing handed out to map later */
+        free(c->bkeys);
+        free(c->bvals);
+        c->bkeys = c->bvals = NULL;
+        c->n_bslots = 0;
+        b->n_exc -= c->n_exc;
+        free(c->exc);
+        c->exc = NULL;
+        c->n_exc = c->exc_cap = 0;
+    }
     return 0;
 }
 
@@ -486,7 +598,14 @@ static int category_cell(csv_table_builder *b, bcol *c, size_t col, const char *
     if (idx < 0) {
         if (c->ts.n >= b->opt.max_levels)
             return level_limit(b, c, line, col, err);
-        idx = ts_add(&c->ts, s, n, h, 0);
+        idx = add_text(b, c, s, n, h, 0);
+        if (idx == -2) {
+            set_err(err, line, (long)col + 1,
+                    "the distinct values of the text columns take more than %zu bytes (limit "
+                    "max_text=%zu) at line %ld, column '%.*s'",
+                    b->opt.max_text, b->opt.max_text, line, SHOW(c->name));
+            return CSV_ELIMIT;
+        }
         if (idx < 0)
             return oom(err);
     }
@@ -495,7 +614,23 @@ static int category_cell(csv_table_builder *b, bcol *c, size_t col, const char *
     return 0;
 }
 
-/* -------------------------------------------------------------- records */
+/* Statistics of a stored number. */
+static inline void note_value(bcol *c, float v)
+{
+    double d;
+    if (!c->have_shift) {
+        c->have_shift = 1;
+        c->shift = v;
+        c->vmin = c->vmax = v;
+    }
+    d = (double)v - c->shift;
+    c->s1 += d;
+    c->s2 += d * d;
+    if (v < c->vmin)
+        c->vmin = v;
+    if (v > c->vmax)
+        c->vmax = v;
+}
 
 static int take_header(csv_table_builder *b, char *const *f, const size_t *lens, size_t n,
                        long line, csv_error *err)
@@ -568,6 +703,98 @@ static int take_header(csv_table_builder *b, char *const *f, const size_t *lens,
     return 0;
 }
 
+/* --------------------------------------------------------------- chunks */
+
+/* The in-memory sink of csv_table_builder_new: appends to b->data. */
+static int memory_sink(void *ctx, size_t seq, const float *rows, size_t n_rows, size_t n_cols)
+{
+    csv_table_builder *b = ctx;
+    (void)seq;
+    if (b->data_rows + n_rows > b->data_cap) {
+        size_t cap = b->data_cap ? b->data_cap * 2 : CSV_CHUNK_ROWS;
+        float *d;
+        while (cap < b->data_rows + n_rows)
+            cap *= 2;
+        if (cap > SIZE_MAX / sizeof(float) / n_cols)
+            return -1;
+        d = realloc(b->data, cap * n_cols * sizeof *d);
+        if (!d)
+            return -1;
+        b->data = d;
+        b->data_cap = cap;
+    }
+    memcpy(b->data + b->data_rows * n_cols, rows, n_rows * n_cols * sizeof *rows);
+    b->data_rows += n_rows;
+    return 0;
+}
+
+/* Hands the current chunk to the sink. */
+static int emit(csv_table_builder *b, csv_error *err, long line)
+{
+    if (b->seq == b->had_cap) {
+        size_t cap = b->had_cap ? b->had_cap * 2 : 64;
+        unsigned char *p = realloc(b->had_missing, cap);
+        if (!p)
+            return oom(err);
+        b->had_missing = p;
+        b->had_cap = cap;
+    }
+    b->had_missing[b->seq] = (unsigned char)b->chunk_missing;
+    if (b->sink(b->sink_ctx, b->seq, b->chunk, b->chunk_rows, b->n_cols) != 0) {
+        if (b->sink == memory_sink)
+            return oom(err);
+        set_err(err, line, 0, "the rows could not be stored (at line %ld)", line);
+        return CSV_ESINK;
+    }
+    b->seq++;
+    b->chunk_rows = 0;
+    b->chunk_missing = 0;
+    return 0;
+}
+
+int csv_table_builder_chunk_stale(const csv_table_builder *b, size_t seq)
+{
+    size_t i;
+    if (!b || !b->finished || seq >= b->stale_below)
+        return 0;
+    if (b->opt.missing == CSV_MISSING_FILL && b->had_missing[seq])
+        return 1;
+    for (i = 0; i < b->n_cols; i++)
+        if (b->cols[i].flipped && seq < b->cols[i].flip_seq)
+            return 1;
+    return 0;
+}
+
+/* Maps the numbers of columns that turned later, then fills. */
+static void fix_rows(const csv_table_builder *b, size_t seq, float *rows, size_t n_rows)
+{
+    size_t i, r, nc = b->n_cols;
+    for (i = 0; i < nc; i++) {
+        const bcol *c = &b->cols[i];
+        if (c->flipped && seq < c->flip_seq)
+            map_cells(c, seq * CSV_CHUNK_ROWS, rows + i, nc, n_rows);
+        if (b->opt.missing == CSV_MISSING_FILL && c->n_missing)
+            for (r = 0; r < n_rows; r++)
+                if (isnan(rows[r * nc + i]))
+                    rows[r * nc + i] = c->fill;
+    }
+}
+
+void csv_table_builder_fix_chunk(const csv_table_builder *b, size_t seq, float *rows,
+                                 size_t n_rows)
+{
+    if (csv_table_builder_chunk_stale(b, seq))
+        fix_rows(b, seq, rows, n_rows);
+}
+
+size_t csv_table_builder_chunks(const csv_table_builder *b)
+{
+    return b ? b->seq : 0;
+}
+
+/* -------------------------------------------------------------- records */
+
+
 static int process_record(csv_table_builder *b, char *const *f, const size_t *lens, size_t n,
                           long line, csv_error *err)
 {
@@ -578,6 +805,9 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
     if (!b->have_header) {
         if ((rc = take_header(b, f, lens, n, line, err)))
             return rc;
+        b->chunk = malloc((size_t)CSV_CHUNK_ROWS * b->n_cols * sizeof *b->chunk);
+        if (!b->chunk)
+            return oom(err);
         if (b->opt.header)
             return 0;
     }
@@ -603,20 +833,7 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
                 b->opt.max_rows, b->opt.max_rows, line);
         return CSV_ELIMIT;
     }
-    if (b->n_rows == b->rows_cap) {
-        size_t cap = b->rows_cap ? b->rows_cap * 2 : 256;
-        float *d;
-        if (cap > b->opt.max_rows)
-            cap = b->opt.max_rows;
-        if (cap > SIZE_MAX / sizeof(float) / nc)
-            return oom(err);
-        d = realloc(b->data, cap * nc * sizeof *d);
-        if (!d)
-            return oom(err);
-        b->data = d;
-        b->rows_cap = cap;
-    }
-    row = b->data + b->n_rows * nc;
+    row = b->chunk + b->chunk_rows * nc;
     for (i = 0; i < nc; i++) {
         bcol *c = &b->cols[i];
         const char *s = f[i];
@@ -630,6 +847,7 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
                 return CSV_EMISSING;
             }
             c->n_missing++;
+            b->chunk_missing = 1;
             row[i] = NAN;
             continue;
         }
@@ -645,6 +863,7 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
                 v = (float)d;
                 if (!c->overflow && note_text(b, c, s, len, v, b->n_rows))
                     return oom(err);
+                note_value(c, v);
                 c->sum += d;
                 c->n_num++;
                 row[i] = v;
@@ -657,6 +876,8 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
             return rc;
     }
     b->n_rows++;
+    if (++b->chunk_rows == CSV_CHUNK_ROWS)
+        return emit(b, err, line);
     return 0;
 }
 
@@ -683,20 +904,26 @@ csv_options csv_options_default(void)
     o.max_cols = 1000;
     o.max_levels = 1000;
     o.max_field = 64 * 1024;
+    o.max_line = 1024 * 1024;
+    o.max_text = 32 * 1024 * 1024;
     return o;
 }
 
-csv_table_builder *csv_table_builder_new(const csv_options *opt)
+csv_table_builder *csv_table_builder_new_stream(const csv_options *opt, csv_chunk_fn fn,
+                                                void *ctx)
 {
     csv_table_builder *b;
     size_t max_fields;
 
-    if (!opt)
+    if (!opt || !fn || opt->max_rows == 0 || opt->max_cols == 0 || opt->max_levels == 0 ||
+        opt->max_line == 0)
         return NULL;
     b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     b->opt = *opt;
+    b->sink = fn;
+    b->sink_ctx = ctx;
     /* one more field than max_cols, so that a wide header is a limit error
      * and a wide row a ragged-row error, both reported by the table */
     max_fields = opt->max_cols < SIZE_MAX / 2 ? opt->max_cols + 1 : SIZE_MAX / 2;
@@ -705,6 +932,15 @@ csv_table_builder *csv_table_builder_new(const csv_options *opt)
         free(b);
         return NULL;
     }
+    csv_reader_set_max_record(b->rd, opt->max_line);
+    return b;
+}
+
+csv_table_builder *csv_table_builder_new(const csv_options *opt)
+{
+    csv_table_builder *b = csv_table_builder_new_stream(opt, memory_sink, NULL);
+    if (b)
+        b->sink_ctx = b;
     return b;
 }
 
@@ -715,11 +951,16 @@ void csv_table_builder_free(csv_table_builder *b)
         return;
     csv_reader_free(b->rd);
     for (i = 0; i < b->n_cols; i++) {
-        free(b->cols[i].name);
-        ts_free(&b->cols[i].ts, 0);
-        bcol_free_numeric_side(&b->cols[i]);
+        bcol *c = &b->cols[i];
+        free(c->name);
+        ts_free(&c->ts, 0);
+        free(c->bkeys);
+        free(c->bvals);
+        free(c->exc);
     }
     free(b->cols);
+    free(b->chunk);
+    free(b->had_missing);
     free(b->data);
     free(b);
 }
@@ -743,6 +984,10 @@ static int map_reader_rc(csv_table_builder *b, int rc, csv_error *err)
         set_err(err, err->line, col,
                 "field longer than %zu bytes (limit max_field=%zu) at line %ld, column %ld%s",
                 b->opt.max_field, b->opt.max_field, err->line, col, where);
+        return CSV_ELIMIT;
+    case CSV_RERR_RECORD_TOO_LONG:
+        set_err(err, err->line, col, "line longer than %zu bytes (limit max_line=%zu) at line %ld",
+                b->opt.max_line, b->opt.max_line, err->line);
         return CSV_ELIMIT;
     case CSV_RERR_TOO_MANY_FIELDS:
         if (!b->have_header) {
@@ -782,13 +1027,14 @@ int csv_table_builder_feed(csv_table_builder *b, const char *buf, size_t len, cs
     return rc;
 }
 
-static int fill_missing(csv_table_builder *b, csv_error *err)
+/* missing=fill: each column's value (mean of its numbers, or its most
+ * frequent level, the first seen on a tie). */
+static int fill_values(csv_table_builder *b, csv_error *err)
 {
-    size_t i, r, nc = b->n_cols;
+    size_t i, k;
 
-    for (i = 0; i < nc; i++) {
+    for (i = 0; i < b->n_cols; i++) {
         bcol *c = &b->cols[i];
-        float v;
         if (c->n_missing == 0)
             continue;
         if (c->type == CSV_COL_NUMBER) {
@@ -798,30 +1044,64 @@ static int fill_missing(csv_table_builder *b, csv_error *err)
                         SHOW(c->name));
                 return CSV_EMISSING;
             }
-            v = (float)(c->sum / (double)c->n_num);
+            c->fill = (float)(c->sum / (double)c->n_num);
         } else {
-            size_t best = 0, k;
+            size_t best = 0;
             for (k = 1; k < c->ts.n; k++)
                 if (c->ts.counts[k] > c->ts.counts[best])
                     best = k;
-            v = (float)best;
+            c->fill = (float)best;
         }
-        for (r = 0; r < b->n_rows; r++) {
-            float *cell = &b->data[r * nc + i];
-            if (isnan(*cell)) {
-                *cell = v;
-                c->n_filled++;
-            }
-        }
+        c->n_filled = c->n_missing;
     }
+    return 0;
+}
+
+/* The statistics of column c as stored, into o. */
+static int column_stats(bcol *c, csv_column *o)
+{
+    if (c->type == CSV_COL_NUMBER) {
+        double n;
+        if (c->n_filled) {
+            double k = (double)c->n_filled, d;
+            if (!c->have_shift) {
+                c->have_shift = 1;
+                c->shift = c->fill;
+                c->vmin = c->vmax = c->fill;
+            }
+            d = (double)c->fill - c->shift;
+            c->s1 += k * d;
+            c->s2 += k * d * d;
+            if (c->fill < c->vmin)
+                c->vmin = c->fill;
+            if (c->fill > c->vmax)
+                c->vmax = c->fill;
+        }
+        n = (double)(c->n_num + c->n_filled);
+        if (n > 0) {
+            double var = (c->s2 - c->s1 * c->s1 / n) / n;
+            o->min = c->vmin;
+            o->max = c->vmax;
+            o->mean = c->shift + c->s1 / n;
+            o->std = var > 0 ? sqrt(var) : 0;
+        }
+        return 0;
+    }
+    o->counts = malloc((c->ts.n ? c->ts.n : 1) * sizeof *o->counts);
+    if (!o->counts)
+        return -1;
+    if (c->ts.n)
+        memcpy(o->counts, c->ts.counts, c->ts.n * sizeof *o->counts);
+    if (c->n_filled)
+        o->counts[(size_t)c->fill] += c->n_filled;
     return 0;
 }
 
 int csv_table_builder_finish(csv_table_builder *b, csv_table **out, csv_error *err)
 {
     csv_error dummy;
-    csv_table *t;
-    size_t i;
+    csv_table *t = NULL;
+    size_t i, s;
     int rc;
 
     if (!err)
@@ -848,24 +1128,47 @@ int csv_table_builder_finish(csv_table_builder *b, csv_table **out, csv_error *e
             set_err(err, 0, 0, "no data rows after the header");
         goto fail;
     }
-    if (b->opt.missing == CSV_MISSING_FILL && (rc = fill_missing(b, err)))
+    if (b->opt.missing == CSV_MISSING_FILL && (rc = fill_values(b, err)))
         goto fail;
 
+    rc = CSV_ENOMEM;
     t = calloc(1, sizeof *t);
     if (!t || !(t->cols = calloc(b->n_cols, sizeof *t->cols))) {
         free(t);
-        rc = oom(err);
+        t = NULL;
+        oom(err);
         goto fail;
     }
-    t->n_rows = b->n_rows;
     t->n_cols = b->n_cols;
+    for (i = 0; i < b->n_cols; i++)
+        if (column_stats(&b->cols[i], &t->cols[i])) {
+            oom(err);
+            goto fail;
+        }
+
+    /* The last chunk, fixed while still here; the others are stale below. */
+    b->finished = 1;
+    b->stale_below = b->seq;
+    if (b->chunk_rows) {
+        fix_rows(b, b->seq, b->chunk, b->chunk_rows);
+        if ((rc = emit(b, err, 0)))
+            goto fail;
+    }
+    if (b->sink == memory_sink)
+        for (s = 0; s < b->stale_below; s++)
+            if (csv_table_builder_chunk_stale(b, s))
+                fix_rows(b, s, b->data + s * CSV_CHUNK_ROWS * b->n_cols, CSV_CHUNK_ROWS);
+
+    t->n_rows = b->n_rows;
     t->n_dropped = b->n_dropped;
-    t->data = b->data;
-    b->data = NULL;
-    if (b->rows_cap > b->n_rows) { /* give back the slack */
-        float *d = realloc(t->data, b->n_rows * b->n_cols * sizeof *d);
-        if (d)
-            t->data = d;
+    if (b->sink == memory_sink) {
+        t->data = b->data;
+        b->data = NULL;
+        if (b->data_cap > b->n_rows) { /* give back the slack */
+            float *d = realloc(t->data, b->n_rows * b->n_cols * sizeof *d);
+            if (d)
+                t->data = d;
+        }
     }
     for (i = 0; i < b->n_cols; i++) {
         bcol *c = &b->cols[i];
@@ -878,7 +1181,8 @@ int csv_table_builder_finish(csv_table_builder *b, csv_table **out, csv_error *e
         if (c->type == CSV_COL_CATEGORY) {
             o->n_levels = c->ts.n;
             o->levels = c->ts.texts;
-            ts_free(&c->ts, 1);
+            c->ts.texts = NULL;
+            c->ts.n = 0; /* the texts now belong to the table */
         }
     }
     *out = t;
@@ -886,6 +1190,8 @@ int csv_table_builder_finish(csv_table_builder *b, csv_table **out, csv_error *e
     set_err(&b->saved, 0, 0, "table already finished");
     return 0;
 fail:
+    csv_table_free(t);
+    b->finished = 0;
     b->failed = rc;
     b->saved = *err;
     return rc;
@@ -896,11 +1202,12 @@ void csv_table_free(csv_table *t)
     size_t i, k;
     if (!t)
         return;
-    for (i = 0; i < t->n_cols; i++) {
+    for (i = 0; t->cols && i < t->n_cols; i++) {
         free(t->cols[i].name);
         for (k = 0; k < t->cols[i].n_levels; k++)
             free(t->cols[i].levels[k]);
         free(t->cols[i].levels);
+        free(t->cols[i].counts);
     }
     free(t->cols);
     free(t->data);
