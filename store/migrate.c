@@ -94,6 +94,18 @@ static const struct {
       * upload sets complete = 1. Rows left at 0 by a crash are swept when
       * the database is next opened (store__migrate, below). */
      "ALTER TABLE datasets ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;"},
+    {3,
+     /* Idempotency-Key records (store/idempotency.c): status 0 = reserved,
+      * else the reply's status, content type and body, replayed to a retry. */
+     "CREATE TABLE idempotency("
+     " key TEXT PRIMARY KEY,"
+     " fingerprint TEXT NOT NULL,"
+     " owner TEXT NOT NULL,"
+     " status INTEGER NOT NULL DEFAULT 0,"
+     " content_type TEXT,"
+     " body BLOB,"
+     " created_at TEXT NOT NULL DEFAULT (" STORE__NOW "));"
+     "CREATE INDEX idempotency_created ON idempotency(created_at);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -210,4 +210,27 @@ int store_checkpoint_list(store *s, int64_t job_id, store_checkpoint **out, size
 int store_checkpoint_latest(store *s, int64_t job_id, store_checkpoint *out);
 int store_checkpoint_delete(store *s, int64_t id);
 
+/* ---- idempotency keys (idempotency.c) ----------------------------------- */
+
+typedef struct {
+    char *fingerprint;   /* what request the key was first used for */
+    char *owner;         /* the process that reserved it */
+    int status;          /* 0 = reserved, not finished; else the reply's HTTP status */
+    char *content_type;  /* of the reply (NULL while reserved) */
+    char *body;          /* the reply, NUL-terminated (NULL while reserved) */
+    size_t body_len;
+} store_idem;
+
+void store_idem_clear(store_idem *r);
+/* Reserves key (status 0) and sets *reserved = 1; or, when the key is
+ * already recorded, fills *existing and sets *reserved = 0. Records older
+ * than a day are removed first. */
+int store_idem_begin(store *s, const char *key, const char *fingerprint, const char *owner,
+                     store_idem *existing, int *reserved);
+/* Records the reply of a reserved key. */
+int store_idem_finish(store *s, const char *key, int status, const char *content_type,
+                      const char *body, size_t len);
+/* Forgets a reservation (status 0 only). */
+int store_idem_abort(store *s, const char *key);
+
 #endif
