@@ -7,5 +7,6 @@
 Suite *csv_reader_suite(void);
 Suite *csv_table_suite(void);
 Suite *csv_stream_suite(void);
+Suite *csv_gzip_suite(void);
 
 #endif

@@ -10,6 +10,7 @@ int main(void)
 
     srunner_add_suite(sr, csv_table_suite());
     srunner_add_suite(sr, csv_stream_suite());
+    srunner_add_suite(sr, csv_gzip_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
