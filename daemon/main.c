@@ -53,7 +53,7 @@ static int sd_notify(int unset, const char *state)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+    ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
     close(fd);
     return w < 0 ? -errno : 1;
@@ -190,6 +190,10 @@ int main(int argc, char **argv)
         .max_upload = (size_t)cfg.max_upload,
         .max_connections = (unsigned)cfg.max_connections,
         .connection_timeout = (unsigned)cfg.connection_timeout,
+        .max_connections_per_ip = (unsigned)cfg.max_connections_per_ip,
+        .max_predict_rows = (size_t)cfg.predict_rows,
+        .max_watchers = (unsigned)cfg.sse_watchers,
+        .max_json_depth = (unsigned)cfg.max_json_depth,
     };
     api_server *api = api_start(&ac, s, err, sizeof err);
     if (!api) {

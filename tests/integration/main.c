@@ -9,6 +9,8 @@
 Suite *flow_suite(void);
 Suite *bad_input_suite(void);
 Suite *durability_suite(void);
+Suite *jobs_suite(void);
+Suite *notify_suite(void);
 
 static const struct {
     const char *name;
@@ -17,6 +19,8 @@ static const struct {
     {"flow", flow_suite},
     {"bad_input", bad_input_suite},
     {"durability", durability_suite},
+    {"jobs", jobs_suite},
+    {"notify", notify_suite},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,261 @@
+/*
+ * tests/integration/test_notify.c — mtld as a process under a supervisor:
+ *  - sd_notify: the test binds a unix datagram socket, points NOTIFY_SOCKET
+ *    (and WATCHDOG_USEC) at it, and reads what mtld said, in order:
+ *    READY=1 first, STATUS= lines, WATCHDOG=1 pings, STOPPING=1 last;
+ *  - a second SIGTERM during a slow shutdown exits at once, and the job
+ *    interrupted that way is found again after a restart;
+ *  - --log-level filters, --log-file is reopened on SIGHUP, a bad level is
+ *    refused.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+static char DIR_[256];
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* 1 when file path contains needle. */
+static int file_has(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *t = h_read_file(path, &len);
+    int found = t && strstr(t, needle) != NULL;
+    free(t);
+    return found;
+}
+
+/* Reads the notify socket as systemd would, so mtld never waits on a full
+ * queue (a unix datagram socket holds few unread messages). */
+typedef struct {
+    int fd;
+    int n;
+    char msgs[512][128];
+} listener;
+
+static void *listen_main(void *arg)
+{
+    listener *l = arg;
+    char buf[256];
+    for (;;) {
+        ssize_t r = recv(l->fd, buf, sizeof buf - 1, 0);
+        if (r <= 0)
+            break;
+        buf[r] = 0;
+        if (!strcmp(buf, "QUIT"))
+            break;
+        if (l->n < 512) {
+            buf[sizeof l->msgs[0] - 1] = 0;
+            memcpy(l->msgs[l->n++], buf, strlen(buf) + 1);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(sd_notify_in_order)
+{
+    h_tmpdir(DIR_, sizeof DIR_);
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/notify.sock", DIR_);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    ck_assert_uint_lt(strlen(sock), sizeof sa.sun_path);
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static listener l;
+    l.fd = fd;
+    l.n = 0;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, listen_main, &l), 0);
+
+    setenv("NOTIFY_SOCKET", sock, 1);
+    setenv("WATCHDOG_USEC", "400000", 1); /* ping every 0.2 s */
+    mtld_proc p;
+    h_start(&p, DIR_, NULL);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    /* State changes: a small job runs to success. */
+    json_decref(h_upload(&p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    json_decref(h_post_json(&p, "/v1/tasks",
+                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
+    json_t *j = h_post_json(&p, "/v1/jobs",
+                            "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
+                            "\"model\":{\"trunk\":[8]},\"epochs\":1}",
+                            202);
+    json_t *done = h_wait_job(&p, json_integer_value(json_object_get(j, "id")), 60);
+    ck_assert_str_eq(json_string_value(json_object_get(done, "state")), "succeeded");
+    json_decref(done);
+    json_decref(j);
+    sleep_ms(1500); /* a few watchdog periods; STATUS after the change */
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+
+    /* Everything mtld sent is queued before it exited: end the reader. */
+    int q = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_eq(sendto(q, "QUIT", 4, 0, (struct sockaddr *)&sa, sizeof sa), 4);
+    close(q);
+    pthread_join(th, NULL);
+    close(fd);
+    unlink(sock);
+    int n = l.n;
+    char (*msgs)[128] = l.msgs;
+    ck_assert_int_ge(n, 4);
+    ck_assert_msg(!strcmp(msgs[0], "READY=1"), "first message '%s'", msgs[0]);
+    ck_assert_msg(!strcmp(msgs[n - 1], "STOPPING=1"), "last message '%s'", msgs[n - 1]);
+    int status = 0, dog = 0, done_status = 0;
+    for (int i = 1; i < n - 1; i++) {
+        if (!strncmp(msgs[i], "STATUS=", 7)) {
+            status++;
+            ck_assert_msg(strstr(msgs[i], "queued") && strstr(msgs[i], "running"), "'%s'",
+                          msgs[i]);
+            if (strstr(msgs[i], "1 succeeded"))
+                done_status = 1;
+        } else if (!strcmp(msgs[i], "WATCHDOG=1")) {
+            dog++;
+        } else {
+            ck_abort_msg("unexpected message '%s'", msgs[i]);
+        }
+    }
+    ck_assert_int_ge(status, 2);
+    ck_assert_msg(done_status, "no STATUS= after the job succeeded");
+    ck_assert_msg(dog >= 3, "only %d watchdog pings", dog);
+}
+END_TEST
+
+START_TEST(second_sigterm_exits_at_once)
+{
+    mtld_proc p;
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&p, DIR_, NULL);
+    json_decref(h_upload(&p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    json_decref(h_post_json(&p, "/v1/tasks",
+                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
+    /* Big enough that stopping (finish the step, write ~100 MB) takes a while. */
+    json_t *j = h_post_json(&p, "/v1/jobs",
+                            "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
+                            "\"model\":{\"trunk\":[2048,2048,2048]},\"epochs\":50,"
+                            "\"checkpoint_every\":1000000}",
+                            202);
+    long long id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    char path[64], log[400];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    snprintf(log, sizeof log, "%s/mtld.log", DIR_);
+    for (int i = 0; i < 3000; i++) {
+        json_t *s = h_get_json(&p, path, 200);
+        long long step = json_integer_value(json_object_get(s, "step"));
+        json_decref(s);
+        if (step >= 1)
+            break;
+        sleep_ms(10);
+    }
+    kill(p.pid, SIGTERM);
+    /* The first signal must have been taken before the second is sent
+     * (two pending SIGTERMs are one). */
+    int seen = 0;
+    for (int i = 0; i < 2000 && !seen; i++) {
+        seen = file_has(log, "event=stopping");
+        if (!seen)
+            sleep_ms(2);
+    }
+    ck_assert(seen);
+    double t = now_s();
+    int st = h_stop(&p, SIGTERM);
+    ck_assert_msg(st == 1, "second SIGTERM: exit status %d, expected 1 (at once)", st);
+    ck_assert_msg(!file_has(log, "event=stopped"), "the graceful stop finished first");
+    double took = now_s() - t;
+    ck_assert_msg(took < 5, "exit took %.2f s", took);
+
+    /* The job is found again: re-queued and running after a restart, and no
+     * half-written checkpoint is left behind. */
+    h_start(&p, DIR_, NULL);
+    json_t *s = h_get_json(&p, path, 200);
+    const char *state = json_string_value(json_object_get(s, "state"));
+    ck_assert_msg(!strcmp(state, "running") || !strcmp(state, "queued"), "state %s", state);
+    json_decref(s);
+    ck_assert_msg(file_has(log, "event=jobs_requeued"), "no jobs_requeued line");
+    /* SIGTERM with a heavy running job: exit 0 within 10 s. */
+    sleep_ms(300);
+    t = now_s();
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    took = now_s() - t;
+    ck_assert_msg(took < 10, "SIGTERM took %.2f s", took);
+}
+END_TEST
+
+START_TEST(log_level_file_and_sighup)
+{
+    mtld_proc p;
+    char file[400], moved[420], cmd[600];
+    h_tmpdir(DIR_, sizeof DIR_);
+    snprintf(file, sizeof file, "%s/file.log", DIR_);
+    snprintf(moved, sizeof moved, "%s.1", file);
+
+    /* warn: the info lines (listening, stopping) are not written */
+    const char *warn[] = {"--log-file", file, "--log-level", "warn", NULL};
+    h_start(&p, DIR_, warn);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    ck_assert(!file_has(file, "level=info"));
+    ck_assert(!file_has(file, "event=listening"));
+
+    const char *info[] = {"--log-file", file, NULL};
+    h_start(&p, DIR_, info);
+    ck_assert(file_has(file, "event=listening"));
+    ck_assert_int_eq(rename(file, moved), 0);
+    kill(p.pid, SIGHUP);
+    int ok = 0;
+    for (int i = 0; i < 500 && !ok; i++) {
+        ok = file_has(file, "event=log_reopened");
+        if (!ok)
+            sleep_ms(10);
+    }
+    ck_assert_msg(ok, "SIGHUP did not reopen %s", file);
+    ck_assert(!file_has(moved, "event=log_reopened"));
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    ck_assert(file_has(file, "event=stopped"));
+    /* stderr stays quiet when a file is set */
+    snprintf(cmd, sizeof cmd, "%s/mtld.log", DIR_);
+    ck_assert(!file_has(cmd, "event=listening"));
+
+    snprintf(cmd, sizeof cmd, "%s --log-level loud --data-dir %s/x 2>/dev/null", MTLD_BIN, DIR_);
+    int st = system(cmd);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+END_TEST
+
+Suite *notify_suite(void);
+Suite *notify_suite(void)
+{
+    Suite *s = suite_create("notify");
+    TCase *tc = tcase_create("notify");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, sd_notify_in_order);
+    tcase_add_test(tc, second_sigterm_exits_at_once);
+    tcase_add_test(tc, log_level_file_and_sighup);
+    suite_add_tcase(s, tc);
+    return s;
+}
