@@ -102,6 +102,9 @@ typedef struct {
     struct {
         char task[65];
         double weight;
+        int loss;               /* "loss": 0 absent, 1 cross_entropy, 2 mse, 3 huber */
+        double huber_delta;     /* 0 = 1.0 */
+        double label_smoothing; /* classification tasks */
     } tasks[ENG_MAX_TASKS];
     int n_trunk;
     int trunk[ENG_MAX_LAYERS];
@@ -117,6 +120,18 @@ typedef struct {
     int checkpoint_every;
     int keep_checkpoints;
     char from_job[65];        /* from_checkpoint: the source job's id ("" = none) */
+    /* engine options (svc_spec.c; docs/guide.md has the formulas) */
+    double dropout, leaky_slope;
+    int layer_norm;
+    int optimizer;            /* eng_opt_kind (engine/optim.h), default adam */
+    double momentum, clip_norm;
+    int sched;                /* eng_sched_kind */
+    long sched_step_size, sched_warmup;
+    double sched_gamma, sched_min_lr;
+    char es_metric[96];       /* early_stopping.metric ("" = no early stopping) */
+    int es_patience;          /* epochs without improvement before stopping */
+    int es_task;              /* task index of the metric, -1 = the weighted loss */
+    int es_maximise;          /* 1 for accuracy, macro_f1, r2 */
 } svc__spec;
 
 /* Validates a job spec strictly (unknown keys, types, ranges) and fills *out

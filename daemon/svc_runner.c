@@ -88,12 +88,18 @@ static eng_mtl_spec model_spec(const svc__spec *sp, const svc__jobdata *jd)
     ms.n_trunk = sp->n_trunk;
     memcpy(ms.trunk, sp->trunk, sizeof ms.trunk);
     ms.act = sp->activation;
+    ms.leaky_slope = sp->leaky_slope;
+    ms.dropout = sp->dropout;
+    ms.layer_norm = sp->layer_norm;
     ms.n_tasks = jd->n_tasks;
     for (int t = 0; t < jd->n_tasks; t++) {
         ms.task[t].kind = jd->task[t].classification ? ENG_HEAD_CLASSIFICATION : ENG_HEAD_REGRESSION;
         ms.task[t].n_out = jd->task[t].classification ? jd->task[t].n_classes : 1;
         ms.task[t].n_tower = sp->n_towers;
         memcpy(ms.task[t].tower, sp->towers, sizeof ms.task[t].tower);
+        ms.task[t].label_smoothing = sp->tasks[t].label_smoothing;
+        ms.task[t].loss = sp->tasks[t].loss == 3 ? ENG_LOSS_HUBER : ENG_LOSS_DEFAULT;
+        ms.task[t].huber_delta = sp->tasks[t].huber_delta;
     }
     return ms;
 }
@@ -225,6 +231,23 @@ static void add_metric(store_metric *m, size_t *n, int64_t step, const char *tas
     (*n)++;
 }
 
+/* early_stopping.metric on this evaluation, as a score to minimise (the
+ * best checkpoint then tracks it instead of the weighted loss). */
+static double es_score(const run *r, const task_eval *ev, double weighted_loss)
+{
+    const int t = r->sp.es_task;
+    if (t < 0)
+        return weighted_loss;
+    const char *name = strrchr(r->sp.es_metric, '.') + 1;
+    const double v = !strcmp(name, "loss")       ? ev[t].loss
+                     : !strcmp(name, "accuracy") ? ev[t].accuracy
+                     : !strcmp(name, "macro_f1") ? ev[t].macro_f1
+                     : !strcmp(name, "mse")      ? ev[t].mse
+                     : !strcmp(name, "mae")      ? ev[t].mae
+                                                 : ev[t].r2;
+    return r->sp.es_maximise ? -v : v;
+}
+
 static int record_epoch(run *r)
 {
     task_eval ev[ENG_MAX_TASKS];
@@ -240,6 +263,8 @@ static int record_epoch(run *r)
             l /= r->jd.task[t].y_std * r->jd.task[t].y_std;
         score += r->jd.task[t].lambda * l;
     }
+    if (r->sp.es_metric[0])
+        score = es_score(r, ev, score);
     if (isfinite(score) && (r->best_step < 0 || score < r->best_score)) {
         r->best_score = score;
         r->best_step = r->step;
@@ -468,6 +493,35 @@ done:
     return rc;
 }
 
+/* Early stopping's best-weights restore: copies the parameters (only) of
+ * the checkpoint written at best_step back into the model. 0, or -1 when
+ * there is none or it cannot be read (the model is then unchanged unless
+ * the file was torn mid-tensor; the caller fails the job). */
+static int restore_best(run *r)
+{
+    store_checkpoint *cs = NULL;
+    size_t n = 0;
+    svc__safetensors st = {0};
+    char err[256];
+    int rc = -1;
+    if (r->best_step < 0 || store_checkpoint_list(r->s->db, r->job_id, &cs, &n) != STORE_OK)
+        return -1;
+    for (size_t k = n; k-- > 0 && rc != 0;) {
+        if (cs[k].step != r->best_step || svc__safetensors_read(cs[k].path, &st, err, sizeof err))
+            continue;
+        rc = 0;
+        float *p = eng_mtl_params(r->model);
+        for (int i = 0; i < eng_mtl_ntensors(r->model) && rc == 0; i++) {
+            eng_tensor_info ti;
+            eng_mtl_tensor(r->model, i, &ti);
+            rc = svc__safetensors_get(&st, ti.name, p + ti.offset, ti.count);
+        }
+        svc__safetensors_clear(&st);
+    }
+    store_checkpoint_list_free(cs, n);
+    return rc;
+}
+
 /* Restores the job's newest usable checkpoint: 1 = resumed, 0 = none (start
  * fresh). Unusable checkpoints are dropped, with a warning. */
 static int resume(run *r)
@@ -685,6 +739,20 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         fail_job(&r, "model_too_large", msg);
         goto out;
     }
+    for (int t = 0; t < r.jd.n_tasks; t++) {
+        /* task loss options that do not fit the task's kind */
+        const int cls = r.jd.task[t].classification, loss = r.sp.tasks[t].loss;
+        const char *bad = (cls && loss >= 2)  ? "loss"
+                          : (!cls && loss == 1) ? "loss"
+                          : (!cls && r.sp.tasks[t].label_smoothing > 0) ? "label_smoothing"
+                                                                        : NULL;
+        if (bad) {
+            snprintf(msg, sizeof msg, "'tasks[%d].%s' does not apply to task '%s', a %s task", t,
+                     bad, r.jd.task[t].name, cls ? "classification" : "regression");
+            fail_job(&r, "invalid_spec", msg);
+            goto out;
+        }
+    }
     eng_mtl_spec ms = model_spec(&r.sp, &r.jd);
     if (eng_mtl_new(&ms, r.sp.batch_size, &r.model) != ENG_OK) {
         fail_job(&r, "out_of_memory", "cannot build the model (out of memory or invalid shape)");
@@ -719,12 +787,26 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     pthread_mutex_unlock(&s->mu);
     store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
 
-    eng_adam_cfg adam = eng_adam_defaults();
-    adam.lr = r.sp.lr;
-    adam.beta1 = r.sp.beta1;
-    adam.beta2 = r.sp.beta2;
-    adam.eps = r.sp.eps;
-    adam.weight_decay = r.sp.weight_decay;
+    /* For momentum and Nesterov the velocity lives in r.m (saved as the
+     * adam.m.* tensors; adam.v.* stays 0), so checkpoints keep one format. */
+    eng_opt_cfg opt = eng_opt_defaults((eng_opt_kind)r.sp.optimizer);
+    opt.momentum = r.sp.momentum;
+    opt.beta1 = r.sp.beta1;
+    opt.beta2 = r.sp.beta2;
+    opt.eps = r.sp.eps;
+    opt.weight_decay = r.sp.weight_decay;
+    opt.clip_norm = r.sp.clip_norm;
+    const eng_schedule sched = {.kind = (eng_sched_kind)r.sp.sched,
+                                .step_size = r.sp.sched_step_size,
+                                .gamma = r.sp.sched_gamma,
+                                .warmup = r.sp.sched_warmup,
+                                .min_lr = r.sp.sched_min_lr};
+    const int64_t planned = r.total; /* the schedule's horizon, even if stopped early */
+    eng_rng drop_rng;
+    /* A job resumed from the checkpoint of its early stop stops there again. */
+    if (r.sp.es_metric[0] && r.best_step >= 0 && r.step > 0 && r.step % (int64_t)r.spe == 0 &&
+        r.step - r.best_step >= (int64_t)r.sp.es_patience * (int64_t)r.spe)
+        r.total = r.step;
     eng_task_batch tb[ENG_MAX_TASKS];
     double losses[ENG_MAX_TASKS];
     double last_report = now_s();
@@ -765,17 +847,21 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             tb[t].class_weight = r.jd.task[t].class_weight;
             tb[t].lambda = r.jd.task[t].lambda;
         }
-        rc = eng_mtl_train_batch(r.model, r.xb, nb, tb, losses);
+        /* Dropout masks come from a generator that is a pure function of
+         * (seed, step), so a resumed job draws the same masks. */
+        eng_rng_seed(&drop_rng, r.sp.seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(r.step + 1)));
+        rc = eng_mtl_train_step(r.model, r.xb, nb, tb, &drop_rng, losses);
         if (rc == ENG_ENONFINITE) {
-            int bad = 0;
-            for (int t = 0; t < r.jd.n_tasks; t++)
-                if (!isfinite(losses[t])) {
-                    bad = t;
-                    break;
-                }
-            snprintf(msg, sizeof msg, "the loss of task '%s' became %s at step %lld",
-                     r.jd.task[bad].name, isnan(losses[bad]) ? "NaN" : "infinite",
-                     (long long)r.step + 1);
+            int in_grad = 0, bad = eng_mtl_nonfinite(r.model, &in_grad);
+            if (bad < 0)
+                bad = 0;
+            if (in_grad)
+                snprintf(msg, sizeof msg, "the gradient of task '%s' became non-finite at step %lld",
+                         r.jd.task[bad].name, (long long)r.step + 1);
+            else
+                snprintf(msg, sizeof msg, "the loss of task '%s' became %s at step %lld",
+                         r.jd.task[bad].name, isnan(losses[bad]) ? "NaN" : "infinite",
+                         (long long)r.step + 1);
             fail_job(&r, "diverged", msg);
             goto out;
         } else if (rc != ENG_OK) {
@@ -784,8 +870,16 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             fail_job(&r, "engine_error", msg);
             goto out;
         }
-        eng_adam_step(&adam, eng_mtl_params(r.model), eng_mtl_grads(r.model), r.m, r.v, np,
-                      (long)r.step + 1);
+        rc = eng_opt_step(&opt, eng_schedule_lr(&sched, r.sp.lr, (long)r.step + 1, (long)planned),
+                          eng_mtl_params(r.model), eng_mtl_grads(r.model), r.m, r.v, np,
+                          (long)r.step + 1);
+        if (rc != ENG_OK) {
+            snprintf(msg, sizeof msg,
+                     "a gradient of the shared layers became non-finite at step %lld",
+                     (long long)r.step + 1);
+            fail_job(&r, "diverged", msg);
+            goto out;
+        }
         for (int t = 0; t < r.jd.n_tasks; t++)
             r.epoch_loss[t] += losses[t];
         r.epoch_batches++;
@@ -806,6 +900,14 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             }
             memset(r.epoch_loss, 0, sizeof r.epoch_loss);
             r.epoch_batches = 0;
+            /* early stopping: patience epochs since the best one */
+            if (r.sp.es_metric[0] && r.best_step >= 0 &&
+                r.step - r.best_step >= (int64_t)r.sp.es_patience * (int64_t)r.spe &&
+                r.step < r.total) {
+                SVC_LOG(SVC_LOG_INFO, "early_stop", "job=%lld step=%lld best_step=%lld",
+                        (long long)job_id, (long long)r.step, (long long)r.best_step);
+                r.total = r.step; /* the checkpoint below is then written */
+            }
         }
         if (r.step % r.sp.checkpoint_every == 0 || r.step == r.total || r.best_dirty) {
             if (write_checkpoint(&r, err, sizeof err) != 0) {
@@ -820,6 +922,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         }
     }
 
+    if (r.sp.es_metric[0] && r.best_step >= 0 && restore_best(&r) != 0) {
+        fail_job(&r, "checkpoint_unreadable", "early stopping: the best checkpoint cannot be read");
+        goto out;
+    }
     task_eval ev[ENG_MAX_TASKS];
     rc = evaluate(&r, r.jd.test, r.jd.n_test, ev);
     if (rc == SVC_ECONFLICT) {
@@ -830,9 +936,15 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         goto out;
     }
     json_t *res = results_json(&r, ev);
-    if (r.best_step >= 0)
+    if (r.best_step >= 0 && !r.sp.es_metric[0])
         json_object_set_new(res, "best", json_pack("{s:I,s:f}", "step", (json_int_t)r.best_step,
                                                    "test_loss", r.best_score));
+    if (r.best_step >= 0 && r.sp.es_metric[0])
+        json_object_set_new(res, "early_stopping",
+                            json_pack("{s:s,s:f,s:I,s:b,s:I}", "metric", r.sp.es_metric, "best",
+                                      r.sp.es_maximise ? -r.best_score : r.best_score,
+                                      "best_step", (json_int_t)r.best_step, "stopped",
+                                      r.total < planned, "steps_per_epoch", (json_int_t)r.spe));
     if (r.from_note)
         json_object_set(res, "from_checkpoint", r.from_note);
     char *text = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon/svc_internal.h"
+#include "engine/optim.h"
 
 typedef enum { K_INT, K_NUM, K_STR, K_BOOL, K_OBJ, K_ANY } kind;
 
@@ -98,13 +99,40 @@ static int apply_towers(svc__spec *sp, json_t *v, const char *path, svc_error *e
     return apply_layers(v, path, &sp->n_towers, sp->towers, e);
 }
 
+/* Looks v's string up in names[n]: its index into *out, or a 422 that lists
+ * the choices. */
+static int pick(const char *const *names, size_t n, json_t *v, const char *path, int *out,
+                svc_error *e)
+{
+    const char *str = json_string_value(v);
+    char list[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(str, names[i]) == 0) {
+            *out = (int)i;
+            return SVC_OK;
+        }
+        int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+        if (w > 0 && (size_t)w < sizeof list - used)
+            used += (size_t)w;
+    }
+    return svc__fail(e, SVC_EINVAL, path, "'%s' must be one of %s", path, list);
+}
+
+#define NAMES(a) (a), sizeof(a) / sizeof((a)[0])
+
+/* Indexed by eng_act: "identity" is the engine's, not offered in specs. */
+static const char *const act_names[] = {"relu", "leaky_relu", "tanh", "sigmoid", "gelu"};
+static const eng_act act_values[] = {ENG_ACT_RELU, ENG_ACT_LEAKY_RELU, ENG_ACT_TANH,
+                                     ENG_ACT_SIGMOID, ENG_ACT_GELU};
+
 static int apply_activation(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    if (strcmp(json_string_value(v), "relu") == 0) {
-        sp->activation = ENG_ACT_RELU;
-        return SVC_OK;
-    }
-    return svc__fail(e, SVC_EINVAL, path, "'%s' must be \"relu\"", path);
+    int i;
+    int rc = pick(NAMES(act_names), v, path, &i, e);
+    if (rc == SVC_OK)
+        sp->activation = act_values[i];
+    return rc;
 }
 
 static int apply_weighting(svc__spec *sp, json_t *v, const char *path, svc_error *e)
@@ -122,20 +150,126 @@ static int apply_weighting(svc__spec *sp, json_t *v, const char *path, svc_error
                      "'%s' must be one of static, uncertainty, gradnorm, dwa, pcgrad", path);
 }
 
+/* Indexed by eng_opt_kind. */
+static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adam", "adamw"};
+
 static int apply_optimizer_name(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    (void)sp;
-    if (strcmp(json_string_value(v), "adam") == 0)
-        return SVC_OK;
-    return svc__fail(e, SVC_EINVAL, path, "'%s' must be \"adam\"", path);
+    return pick(NAMES(opt_names), v, path, &sp->optimizer, e);
 }
 
-static int apply_dropout(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+/* Indexed by eng_sched_kind. */
+static const char *const sched_names[] = {"constant", "step", "cosine", "warmup",
+                                          "warmup_cosine"};
+
+static int apply_schedule_name(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    (void)sp;
-    if (json_number_value(v) != 0)
-        return svc__fail(e, SVC_EUNSUPPORTED, path,
-                         "dropout is not available in this build yet: '%s' must be 0", path);
+    return pick(NAMES(sched_names), v, path, &sp->sched, e);
+}
+
+static int apply_schedule_long(json_t *v, long *dst)
+{
+    *dst = (long)json_integer_value(v);
+    return SVC_OK;
+}
+
+static int apply_step_size(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)path, (void)e;
+    return apply_schedule_long(v, &sp->sched_step_size);
+}
+
+static int apply_warmup(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)path, (void)e;
+    return apply_schedule_long(v, &sp->sched_warmup);
+}
+
+static int apply_layer_norm(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    (void)path, (void)e;
+    sp->layer_norm = json_is_true(v);
+    return SVC_OK;
+}
+
+/* The metrics early stopping may watch, and whether larger is better. */
+static const struct {
+    const char *name;
+    int maximise;
+} es_metrics[] = {{"loss", 0}, {"accuracy", 1}, {"macro_f1", 1},
+                  {"mse", 0},  {"mae", 0},      {"r2", 1}};
+
+static int apply_es_metric(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    const char *m = json_string_value(v);
+    const char *dot = strrchr(m, '.');
+    const char *name = dot ? dot + 1 : m;
+    if (strlen(m) >= sizeof sp->es_metric)
+        return svc__fail(e, SVC_EINVAL, path, "'%s' is too long", path);
+    for (size_t i = 0; i < sizeof es_metrics / sizeof es_metrics[0]; i++)
+        if (strcmp(name, es_metrics[i].name) == 0 && (dot || i == 0)) {
+            snprintf(sp->es_metric, sizeof sp->es_metric, "%s", m);
+            sp->es_maximise = es_metrics[i].maximise;
+            return SVC_OK; /* the task part is resolved once "tasks" is read */
+        }
+    return svc__fail(e, SVC_EINVAL, path,
+                     "'%s' must be \"loss\" (the weighted held-out loss of all tasks) or "
+                     "\"TASK.METRIC\" with METRIC one of loss, accuracy, macro_f1, mse, mae, r2",
+                     path);
+}
+
+/* early_stopping.metric "TASK.METRIC": TASK must be one of the job's tasks
+ * as the spec names them. Run after the walk, when both keys are known. */
+static int resolve_es_task(svc__spec *sp, svc_error *e)
+{
+    sp->es_task = -1;
+    if (!sp->es_metric[0] || !strchr(sp->es_metric, '.'))
+        return SVC_OK;
+    size_t len = (size_t)(strrchr(sp->es_metric, '.') - sp->es_metric);
+    for (int i = 0; i < sp->n_tasks; i++)
+        if (strlen(sp->tasks[i].task) == len && !strncmp(sp->tasks[i].task, sp->es_metric, len)) {
+            sp->es_task = i;
+            return SVC_OK;
+        }
+    return svc__fail(e, SVC_EINVAL, "early_stopping.metric",
+                     "'early_stopping.metric' names task '%.*s', which is not in 'tasks'",
+                     (int)len, sp->es_metric);
+}
+
+/* A task's loss options: "loss" (cross_entropy | mse | huber: which of them
+ * fits the task's kind is checked when the job starts, where the kind is
+ * known), "label_smoothing" in [0, 1), "huber_delta" > 0. */
+static int task_loss_options(svc__spec *sp, int i, json_t *t, const char *p, svc_error *e)
+{
+    char f[96];
+    json_t *v;
+    if (!t)
+        return SVC_OK;
+    if ((v = json_object_get(t, "loss"))) {
+        static const char *const losses[] = {"cross_entropy", "mse", "huber"};
+        int k = -1;
+        snprintf(f, sizeof f, "%s.loss", p);
+        if (!json_is_string(v))
+            return svc__fail(e, SVC_EINVAL, f, "'%s' must be a string", f);
+        int rc = pick(NAMES(losses), v, f, &k, e);
+        if (rc != SVC_OK)
+            return rc;
+        sp->tasks[i].loss = k + 1;
+    }
+    if ((v = json_object_get(t, "label_smoothing"))) {
+        snprintf(f, sizeof f, "%s.label_smoothing", p);
+        if (!json_is_number(v) || !(json_number_value(v) >= 0 && json_number_value(v) < 1))
+            return svc__fail(e, SVC_EINVAL, f, "'%s' must be a number from 0 to below 1", f);
+        sp->tasks[i].label_smoothing = json_number_value(v);
+    }
+    if ((v = json_object_get(t, "huber_delta"))) {
+        snprintf(f, sizeof f, "%s.huber_delta", p);
+        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1e6))
+            return svc__fail(e, SVC_EINVAL, f, "'%s' must be a number above 0, at most 1e6", f);
+        if (sp->tasks[i].loss != 3)
+            return svc__fail(e, SVC_EINVAL, f, "'%s' needs \"loss\": \"huber\"", f);
+        sp->tasks[i].huber_delta = json_number_value(v);
+    }
     return SVC_OK;
 }
 
@@ -158,8 +292,11 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
             json_t *kv;
             json_object_foreach(t, k, kv)
             {
-                if (strcmp(k, "task") != 0 && strcmp(k, "weight") != 0)
-                    return svc__fail(e, SVC_EINVAL, p, "unknown key '%s.%s' (expected task, weight)",
+                if (strcmp(k, "task") != 0 && strcmp(k, "weight") != 0 && strcmp(k, "loss") &&
+                    strcmp(k, "label_smoothing") && strcmp(k, "huber_delta"))
+                    return svc__fail(e, SVC_EINVAL, p,
+                                     "unknown key '%s.%s' (expected task, weight, loss, "
+                                     "label_smoothing, huber_delta)",
                                      p, k);
             }
             name = json_object_get(t, "task");
@@ -176,6 +313,9 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
                              p);
         }
         sp->tasks[i].weight = 1.0;
+        int rc = task_loss_options(sp, (int)i, json_is_object(t) ? t : NULL, p, e);
+        if (rc != SVC_OK)
+            return rc;
         if (weight) {
             if (!json_is_number(weight) || json_number_value(weight) < 0 ||
                 json_number_value(weight) > 1e6)
@@ -244,11 +384,24 @@ static const rule rules[] = {
     {"model.trunk", K_ANY, 0, 0, NOFF, 0, apply_trunk, 1},
     {"model.towers", K_ANY, 0, 0, NOFF, 0, apply_towers, 1},
     {"model.activation", K_STR, 0, 0, NOFF, 0, apply_activation, 1},
-    {"model.dropout", K_NUM, 0, 0.99, NOFF, 0, apply_dropout, 1},
+    {"model.dropout", K_NUM, 0, 0.99, OFF(dropout), 'd', NULL, 1},
+    {"model.layer_norm", K_BOOL, 0, 0, NOFF, 0, apply_layer_norm, 1},
+    {"model.leaky_slope", K_NUM, 0.0001, 0.99, OFF(leaky_slope), 'd', NULL, 1},
     {"model.mmoe", K_ANY, 0, 0, NOFF, 0, apply_unsupported_null, 1},
     {"weighting", K_STR, 0, 0, NOFF, 0, apply_weighting, 1},
     {"optimizer", K_OBJ, 0, 0, NOFF, 0, NULL, 1},
     {"optimizer.name", K_STR, 0, 0, NOFF, 0, apply_optimizer_name, 1},
+    {"optimizer.momentum", K_NUM, 0, 0.999999, OFF(momentum), 'd', NULL, 1},
+    {"optimizer.clip_norm", K_NUM, 0, 1e6, OFF(clip_norm), 'd', NULL, 1},
+    {"optimizer.schedule", K_OBJ, 0, 0, NOFF, 0, NULL, 1},
+    {"optimizer.schedule.name", K_STR, 0, 0, NOFF, 0, apply_schedule_name, 1},
+    {"optimizer.schedule.step_size", K_INT, 1, 1e9, NOFF, 0, apply_step_size, 1},
+    {"optimizer.schedule.gamma", K_NUM, 0, 1, OFF(sched_gamma), 'd', NULL, 1},
+    {"optimizer.schedule.warmup", K_INT, 1, 1e9, NOFF, 0, apply_warmup, 1},
+    {"optimizer.schedule.min_lr", K_NUM, 0, 10, OFF(sched_min_lr), 'd', NULL, 1},
+    {"early_stopping", K_OBJ, 0, 0, NOFF, 0, NULL, 1},
+    {"early_stopping.metric", K_STR, 0, 0, NOFF, 0, apply_es_metric, 1},
+    {"early_stopping.patience", K_INT, 1, 100000, OFF(es_patience), 'i', NULL, 1},
     {"optimizer.lr", K_NUM, 1e-8, 10, OFF(lr), 'd', NULL, 1},
     {"optimizer.weight_decay", K_NUM, 0, 1, OFF(weight_decay), 'd', NULL, 1},
     {"optimizer.beta1", K_NUM, 0, 0.999999, OFF(beta1), 'd', NULL, 1},
@@ -369,6 +522,14 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     sp.trunk[0] = 128;
     sp.trunk[1] = 64;
     sp.activation = ENG_ACT_RELU;
+    sp.optimizer = ENG_OPT_ADAM;
+    sp.momentum = 0.9;
+    sp.sched = ENG_SCHED_CONSTANT;
+    sp.sched_step_size = 1000;
+    sp.sched_gamma = 0.1;
+    sp.sched_warmup = 100;
+    sp.es_patience = 5;
+    sp.es_task = -1;
     sp.lr = 0.001;
     sp.beta1 = 0.9;
     sp.beta2 = 0.999;
@@ -387,6 +548,13 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     if (!json_object_get(spec, "tasks"))
         return svc__fail(e, SVC_EINVAL, "tasks", "'tasks' is required");
     int rc = walk(&sp, spec, "", e);
+    if (rc != SVC_OK)
+        return rc;
+    json_t *es = json_object_get(spec, "early_stopping");
+    if (es && !json_object_get(es, "metric"))
+        return svc__fail(e, SVC_EINVAL, "early_stopping.metric",
+                         "'early_stopping.metric' is required");
+    rc = resolve_es_task(&sp, e);
     if (rc != SVC_OK)
         return rc;
     *out = sp;

@@ -11,6 +11,7 @@ Suite *bad_input_suite(void);
 Suite *durability_suite(void);
 Suite *jobs_suite(void);
 Suite *notify_suite(void);
+Suite *engine_spec_suite(void);
 
 static const struct {
     const char *name;
@@ -21,6 +22,7 @@ static const struct {
     {"durability", durability_suite},
     {"jobs", jobs_suite},
     {"notify", notify_suite},
+    {"engine_spec", engine_spec_suite},
 };
 
 int main(int argc, char **argv)

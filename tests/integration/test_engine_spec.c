@@ -1,0 +1,224 @@
+/*
+ * tests/integration/test_engine_spec.c — the engine's options as job-spec
+ * keys, against a real mtld: every bad value is a 422 naming its key path
+ * (and nothing is queued); a job using every new option at once succeeds
+ * and gives the same results twice (dropout masks are seeded); a task loss
+ * option that does not fit the task's kind fails the job by name; early
+ * stopping stops, and the results are those of the restored best weights.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+static mtld_proc P;
+static char DIR_[256];
+static const char *J = "application/json";
+
+static void setup(void)
+{
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&P, DIR_, NULL);
+    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
+                            "\"kind\":\"classification\"}",
+                            201));
+}
+
+static void teardown(void)
+{
+    json_decref(h_get_json(&P, "/v1/health", 200));
+    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+}
+
+/* POSTs {"algorithm":"multitask","tasks":["salary","remote"], <extra>} and
+ * expects a 422 whose field is `field` and whose message holds needle. */
+static void bad(const char *extra, const char *field, const char *needle)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],%s}", extra);
+    h_resp r = h_req(&P, "POST", "/v1/jobs", J, body, strlen(body));
+    h_expect_error(&r, 422, NULL, needle, field);
+    h_resp_free(&r);
+}
+
+START_TEST(bad_values_name_the_key_path)
+{
+    bad("\"model\":{\"activation\":\"swish\"}", "model.activation", "gelu");
+    bad("\"model\":{\"activation\":3}", "model.activation", "string");
+    bad("\"model\":{\"dropout\":1.5}", "model.dropout", NULL);
+    bad("\"model\":{\"layer_norm\":1}", "model.layer_norm", "true or false");
+    bad("\"model\":{\"leaky_slope\":2}", "model.leaky_slope", NULL);
+    bad("\"optimizer\":{\"name\":\"rmsprop\"}", "optimizer.name", "nesterov");
+    bad("\"optimizer\":{\"momentum\":1}", "optimizer.momentum", NULL);
+    bad("\"optimizer\":{\"clip_norm\":-1}", "optimizer.clip_norm", NULL);
+    bad("\"optimizer\":{\"schedule\":{\"name\":\"linear_decay\"}}", "optimizer.schedule.name",
+        "warmup_cosine");
+    bad("\"optimizer\":{\"schedule\":{\"name\":\"step\",\"gamma\":2}}",
+        "optimizer.schedule.gamma", NULL);
+    bad("\"optimizer\":{\"schedule\":{\"name\":\"warmup\",\"warmup\":0}}",
+        "optimizer.schedule.warmup", NULL);
+    bad("\"optimizer\":{\"schedule\":{\"warm\":10}}", "optimizer.schedule.warm", "unknown");
+    bad("\"optimizer\":{\"schedule\":\"cosine\"}", "optimizer.schedule", "object");
+    bad("\"early_stopping\":{\"patience\":3}", "early_stopping.metric", "required");
+    bad("\"early_stopping\":{\"metric\":\"accuracy\"}", "early_stopping.metric", "TASK.METRIC");
+    bad("\"early_stopping\":{\"metric\":\"remote.auc\"}", "early_stopping.metric", NULL);
+    bad("\"early_stopping\":{\"metric\":\"wage.mse\"}", "early_stopping.metric", "wage");
+    bad("\"early_stopping\":{\"metric\":\"loss\",\"patience\":0}", "early_stopping.patience",
+        NULL);
+    bad("\"early_stopping\":{\"metric\":\"loss\",\"when\":1}", "early_stopping.when", "unknown");
+    /* task loss options live in the task's object */
+    h_resp r;
+    const char *t1 = "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\",\"loss\":\"hinge\"}]}";
+    r = h_req(&P, "POST", "/v1/jobs", J, t1, strlen(t1));
+    h_expect_error(&r, 422, NULL, "huber", "tasks[0].loss");
+    h_resp_free(&r);
+    const char *t2 = "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\",\"huber_delta\":2}]}";
+    r = h_req(&P, "POST", "/v1/jobs", J, t2, strlen(t2));
+    h_expect_error(&r, 422, NULL, "huber", "tasks[0].huber_delta");
+    h_resp_free(&r);
+    const char *t3 = "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"remote\","
+                     "\"label_smoothing\":1}]}";
+    r = h_req(&P, "POST", "/v1/jobs", J, t3, strlen(t3));
+    h_expect_error(&r, 422, NULL, NULL, "tasks[0].label_smoothing");
+    h_resp_free(&r);
+    json_t *l = h_get_json(&P, "/v1/jobs", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
+static long long submit(const char *spec)
+{
+    json_t *j = h_post_json(&P, "/v1/jobs", spec, 202);
+    long long id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    return id;
+}
+
+static const char *ALL_OPTIONS =
+    "{\"algorithm\":\"multitask\",\"seed\":5,\"epochs\":3,\"batch_size\":64,"
+    "\"tasks\":[{\"task\":\"salary\",\"loss\":\"huber\",\"huber_delta\":0.5},"
+    "{\"task\":\"remote\",\"loss\":\"cross_entropy\",\"label_smoothing\":0.1}],"
+    "\"model\":{\"trunk\":[32,16],\"towers\":[8],\"activation\":\"gelu\",\"dropout\":0.2,"
+    "\"layer_norm\":true},"
+    "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.003,\"weight_decay\":0.01,\"clip_norm\":1.0,"
+    "\"schedule\":{\"name\":\"warmup_cosine\",\"warmup\":20,\"min_lr\":0.0001}}}";
+
+START_TEST(every_option_trains_and_is_reproducible)
+{
+    long long a = submit(ALL_OPTIONS), b = submit(ALL_OPTIONS);
+    json_t *ja = h_wait_job(&P, a, 300), *jb = h_wait_job(&P, b, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
+    ck_assert_str_eq(json_string_value(json_object_get(jb, "state")), "succeeded");
+    json_t *ra = json_object_get(ja, "results"), *rb = json_object_get(jb, "results");
+    double acc = json_number_value(json_object_get(json_object_get(ra, "remote"), "accuracy"));
+    ck_assert(acc > 0.5);
+    ck_assert(isfinite(json_number_value(json_object_get(json_object_get(ra, "salary"), "mse"))));
+    /* same spec, same seed: the same numbers, dropout included */
+    ck_assert(json_equal(json_object_get(ra, "remote"), json_object_get(rb, "remote")));
+    ck_assert(json_equal(json_object_get(ra, "salary"), json_object_get(rb, "salary")));
+    json_decref(ja);
+    json_decref(jb);
+
+    /* The other optimisers and activations run too (one short job each). */
+    static const char *const variants[] = {
+        "\"optimizer\":{\"name\":\"sgd\",\"lr\":0.05},\"model\":{\"trunk\":[16],\"activation\":\"tanh\"}",
+        "\"optimizer\":{\"name\":\"momentum\",\"lr\":0.01,\"momentum\":0.8,"
+        "\"schedule\":{\"name\":\"step\",\"step_size\":50,\"gamma\":0.5}},"
+        "\"model\":{\"trunk\":[16],\"activation\":\"sigmoid\"}",
+        "\"optimizer\":{\"name\":\"nesterov\",\"lr\":0.01,\"schedule\":{\"name\":\"cosine\"}},"
+        "\"model\":{\"trunk\":[16],\"activation\":\"leaky_relu\",\"leaky_slope\":0.1}",
+    };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        char spec[1024];
+        snprintf(spec, sizeof spec,
+                 "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],\"epochs\":1,%s}",
+                 variants[i]);
+        long long id = submit(spec);
+        json_t *j = h_wait_job(&P, id, 120);
+        ck_assert_msg(!strcmp(json_string_value(json_object_get(j, "state")), "succeeded"),
+                      "variant %zu: %s", i, json_string_value(json_object_get(j, "state")));
+        json_decref(j);
+    }
+}
+END_TEST
+
+START_TEST(loss_option_of_the_wrong_kind_fails_the_job)
+{
+    long long id = submit("{\"algorithm\":\"multitask\",\"epochs\":1,"
+                          "\"tasks\":[{\"task\":\"salary\",\"label_smoothing\":0.1}]}");
+    json_t *j = h_wait_job(&P, id, 60);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "failed");
+    json_t *err = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "code")), "invalid_spec");
+    ck_assert_msg(strstr(json_string_value(json_object_get(err, "message")),
+                         "tasks[0].label_smoothing"),
+                  "%s", json_string_value(json_object_get(err, "message")));
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(early_stopping_restores_the_best_weights)
+{
+    /* A large learning rate on a wide net overfits fast: remote's held-out
+     * accuracy peaks early, and patience 2 stops the job well before 40
+     * epochs. The results are then those of the best epoch's weights: the
+     * accuracy reported equals the test accuracy recorded at best.step. */
+    long long id = submit("{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+                          "\"seed\":2,\"epochs\":40,\"batch_size\":32,"
+                          "\"model\":{\"trunk\":[256,256]},\"optimizer\":{\"lr\":0.003},"
+                          "\"early_stopping\":{\"metric\":\"remote.accuracy\",\"patience\":2}}");
+    json_t *j = h_wait_job(&P, id, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
+    json_t *res = json_object_get(j, "results");
+    json_t *es = json_object_get(res, "early_stopping");
+    ck_assert_ptr_nonnull(es);
+    ck_assert(json_is_true(json_object_get(es, "stopped")));
+    long long best = json_integer_value(json_object_get(es, "best_step"));
+    long long steps = json_integer_value(json_object_get(j, "steps"));
+    long long spe = json_integer_value(json_object_get(es, "steps_per_epoch"));
+    ck_assert_int_gt(spe, 0);
+    ck_assert_int_eq(steps, best + 2 * spe); /* patience 2 epochs after the best */
+    double acc = json_number_value(json_object_get(json_object_get(res, "remote"), "accuracy"));
+    ck_assert_double_eq_tol(acc, json_number_value(json_object_get(es, "best")), 1e-9);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
+    json_t *m = h_get_json(&P, path, 200);
+    size_t i;
+    json_t *row;
+    int found = 0;
+    json_array_foreach(json_object_get(m, "metrics"), i, row)
+    {
+        if (json_integer_value(json_object_get(row, "step")) == best &&
+            !strcmp(json_string_value(json_object_get(row, "task")), "remote") &&
+            !strcmp(json_string_value(json_object_get(row, "name")), "accuracy")) {
+            ck_assert_double_eq_tol(json_number_value(json_object_get(row, "value")), acc, 1e-9);
+            found = 1;
+        }
+    }
+    ck_assert(found);
+    json_decref(m);
+    json_decref(j);
+}
+END_TEST
+
+Suite *engine_spec_suite(void)
+{
+    Suite *s = suite_create("engine_spec");
+    TCase *tc = tcase_create("engine_spec");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, bad_values_name_the_key_path);
+    tcase_add_test(tc, every_option_trains_and_is_reproducible);
+    tcase_add_test(tc, loss_option_of_the_wrong_kind_fails_the_job);
+    tcase_add_test(tc, early_stopping_restores_the_best_weights);
+    suite_add_tcase(s, tc);
+    return s;
+}
