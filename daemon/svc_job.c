@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "daemon/svc_internal.h"
+#include "daemon/svc_meta.h"
 #include "daemon/svc_log.h"
 
 /* How long svc_job_cancel waits for a running job to stop. */
@@ -111,6 +112,8 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
     int rc = svc__spec_parse(spec, &sp, e);
     if (rc != SVC_OK)
         return rc;
+    if (svc__is_meta(sp.algorithm) && (rc = svc__meta_submit_check(s, &sp, spec, e)) != SVC_OK)
+        return rc;
     for (int i = 0; i < sp.n_tasks; i++) {
         store_task t = {0};
         char field[32];
@@ -123,10 +126,11 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
         task_ids[i] = t.id;
         int64_t ds = t.dataset_id;
         store_task_clear(&t);
-        if (ds == 0) {
-            return svc__fail(e, SVC_EUNSUPPORTED, field,
-                             "task '%s' is a generator task: generator tasks serve meta-learning, "
-                             "which is not available in this build yet", sp.tasks[i].task);
+        if (ds == 0 && !svc__is_meta(sp.algorithm)) {
+            return svc__fail(e, SVC_EINVAL, field,
+                             "task '%s' is a generator task: generator tasks serve the "
+                             "meta-learning algorithms (maml, fomaml, reptile, anil, metasgd)",
+                             sp.tasks[i].task);
         }
         if (dataset_id >= 0 && ds != dataset_id)
             return svc__fail(e, SVC_EUNSUPPORTED, field,

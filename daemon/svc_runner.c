@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon/svc_jobdata.h"
+#include "daemon/svc_meta.h"
 #include "daemon/svc_log.h"
 #include "engine/metrics.h"
 #include "engine/optim.h"
@@ -724,6 +725,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     store_job_clear(&j);
     if (rc != SVC_OK) {
         fail_job(&r, "invalid_spec", e.message);
+        return;
+    }
+    if (svc__is_meta(r.sp.algorithm)) { /* svc_meta.c runs meta-learning jobs */
+        svc__run_meta_job(s, job_id, slot);
         return;
     }
     if (svc__jobdata_load(s, &r.sp, &r.jd, &e) != SVC_OK) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "daemon/svc_internal.h"
+#include "daemon/svc_meta.h"
 #include "engine/optim.h"
 
 typedef enum { K_INT, K_NUM, K_STR, K_BOOL, K_OBJ, K_ANY } kind;
@@ -56,10 +57,11 @@ static int apply_algorithm(svc__spec *sp, json_t *v, const char *path, svc_error
     for (size_t i = 0; i < sizeof alg_names / sizeof alg_names[0]; i++)
         if (strcmp(a, alg_names[i]) == 0) {
             sp->algorithm = (svc__algorithm)i;
-            if (i != SVC_ALG_MULTITASK)
+            if (i == SVC_ALG_FINETUNE)
                 return svc__fail(e, SVC_EUNSUPPORTED, path,
                                  "algorithm '%s' is not available in this build yet "
-                                 "(available: multitask)", a);
+                                 "(available: multitask, maml, fomaml, reptile, anil, metasgd, "
+                                 "protonet)", a);
             return SVC_OK;
         }
     return svc__fail(e, SVC_EINVAL, path,
@@ -414,11 +416,12 @@ static const rule rules[] = {
     {"priority", K_INT, -1000, 1000, OFF(priority), 'i', NULL, 1},
     {"checkpoint_every", K_INT, 1, 100000000, OFF(checkpoint_every), 'i', NULL, 1},
     {"keep_checkpoints", K_INT, 1, 1000, OFF(keep_checkpoints), 'i', NULL, 1},
-    {"episodes", K_ANY, 0, 0, NOFF, 0, NULL, 0},
-    {"inner", K_ANY, 0, 0, NOFF, 0, NULL, 0},
-    {"meta_batch", K_ANY, 0, 0, NOFF, 0, NULL, 0},
-    {"steps", K_ANY, 0, 0, NOFF, 0, NULL, 0},
-    {"eval", K_ANY, 0, 0, NOFF, 0, NULL, 0},
+    /* meta-learning keys: validated by svc__meta_spec_parse (svc_meta.c) */
+    {"episodes", K_ANY, 0, 0, NOFF, 0, NULL, 1},
+    {"inner", K_ANY, 0, 0, NOFF, 0, NULL, 1},
+    {"meta_batch", K_ANY, 0, 0, NOFF, 0, NULL, 1},
+    {"steps", K_ANY, 0, 0, NOFF, 0, NULL, 1},
+    {"eval", K_ANY, 0, 0, NOFF, 0, NULL, 1},
     {"from_checkpoint", K_ANY, 0, 0, NOFF, 0, apply_from_checkpoint, 1},
 };
 
@@ -555,6 +558,10 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
         return svc__fail(e, SVC_EINVAL, "early_stopping.metric",
                          "'early_stopping.metric' is required");
     rc = resolve_es_task(&sp, e);
+    if (rc != SVC_OK)
+        return rc;
+    svc__meta_spec ms;
+    rc = svc__meta_spec_parse(spec, &sp, &ms, e);
     if (rc != SVC_OK)
         return rc;
     *out = sp;
