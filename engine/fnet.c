@@ -257,14 +257,14 @@ static void backward_tape(eng_fnet *f, tape_t *tp, const eng_real *params, eng_r
         colsum(dl, n, out, grad + f->b_off[l]);
         if (l == 1)
             break;
-        eng_real *g = tp->g[l - 1], *dn = tp->d[l - 1];
-        const eng_real *a = tp->a[l - 1];
+        eng_real *restrict g = tp->g[l - 1], *restrict dn = tp->d[l - 1];
+        const eng_real *restrict a = tp->a[l - 1];
         ENG__GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, (eng_real)1, dl, out,
                   params + f->w_off[l], in, (eng_real)0, g, in);
         const size_t cnt = (size_t)n * (size_t)in;
         if (f->s.act == ENG_FNET_RELU) {
-            for (size_t i = 0; i < cnt; i++)
-                dn[i] = a[i] > 0 ? g[i] : 0;
+            for (size_t i = 0; i < cnt; i++) /* a mask product: vectorises, no branch */
+                dn[i] = g[i] * (eng_real)(a[i] > 0);
         } else {
             for (size_t i = 0; i < cnt; i++)
                 dn[i] = g[i] * (1 - a[i] * a[i]);
@@ -384,11 +384,11 @@ int eng_fnet_hvp(eng_fnet *f, int tape, const eng_real *params, const eng_real *
         for (size_t i = 0; i < cnt; i++)
             rz[i] += vb[i % (size_t)out];
         if (l < L) {
-            const eng_real *a = tp->a[l];
-            eng_real *ra = f->ra[l];
+            const eng_real *restrict a = tp->a[l];
+            eng_real *restrict ra = f->ra[l];
             if (relu)
                 for (size_t i = 0; i < cnt; i++)
-                    ra[i] = a[i] > 0 ? rz[i] : 0;
+                    ra[i] = rz[i] * (eng_real)(a[i] > 0);
             else
                 for (size_t i = 0; i < cnt; i++)
                     ra[i] = rz[i] * (1 - a[i] * a[i]);
@@ -433,10 +433,10 @@ int eng_fnet_hvp(eng_fnet *f, int tape, const eng_real *params, const eng_real *
         ENG__GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, (eng_real)1, tp->d[l],
                   out, v + f->w_off[l], in, (eng_real)1, rd2, in);
         const size_t cnt = (size_t)n * (size_t)in;
-        const eng_real *a = tp->a[l - 1];
+        const eng_real *restrict a = tp->a[l - 1];
         if (relu) {
             for (size_t i = 0; i < cnt; i++)
-                rd2[i] = a[i] > 0 ? rd2[i] : 0;
+                rd2[i] *= (eng_real)(a[i] > 0);
         } else {
             const eng_real *g = tp->g[l - 1], *rz = f->rz[l - 1];
             for (size_t i = 0; i < cnt; i++) {

@@ -230,13 +230,21 @@ int eng_meta_evaluate(eng_meta *m, const eng_real *theta, const eng_meta_task *t
     int done = 0;
     double l;
     for (int i = 0; i < n_steps; i++) {
-        while (done < steps[i]) {
+        while (done < steps[i] && rc == ENG_OK) {
             rc = eng__meta_inner_step(m, 0, alpha, fast, t->xs, t->ys, t->ns, m->gtmp, fast, &l);
-            if (rc != ENG_OK)
-                return rc;
             done++;
         }
-        rc = eng_fnet_loss_grad(m->net, 0, fast, t->xq, t->yq, t->nq, m->c.loss, &loss[i], NULL);
+        if (rc == ENG_OK)
+            rc = eng_fnet_loss_grad(m->net, 0, fast, t->xq, t->yq, t->nq, m->c.loss, &loss[i],
+                                    NULL);
+        if (rc == ENG_ENONFINITE) { /* adaptation diverged: this and later counts are NaN */
+            for (int j = i; j < n_steps; j++) {
+                loss[j] = NAN;
+                if (accuracy)
+                    accuracy[j] = NAN;
+            }
+            return rc;
+        }
         if (rc != ENG_OK)
             return rc;
         if (accuracy) {

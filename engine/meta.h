@@ -107,7 +107,9 @@ int eng_meta_adapt(eng_meta *m, const eng_real *theta, const eng_real *xs, const
 
 /* Meta-test one task: for each steps[i] (ascending), the query loss and,
  * for classification, accuracy after steps[i] adaptation steps (protonet:
- * the same for every entry). accuracy may be NULL. */
+ * the same for every entry). accuracy may be NULL. If adaptation diverges
+ * (a non-finite loss), the entries from that step count on are NaN and the
+ * return is ENG_ENONFINITE; the earlier entries are valid. */
 int eng_meta_evaluate(eng_meta *m, const eng_real *theta, const eng_meta_task *t,
                       const int *steps, int n_steps, double *loss, double *accuracy);
 

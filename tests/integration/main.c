@@ -11,6 +11,7 @@ Suite *bad_input_suite(void);
 Suite *durability_suite(void);
 Suite *jobs_suite(void);
 Suite *notify_suite(void);
+Suite *meta_jobs_suite(void);
 Suite *engine_spec_suite(void);
 
 static const struct {
@@ -22,6 +23,7 @@ static const struct {
     {"durability", durability_suite},
     {"jobs", jobs_suite},
     {"notify", notify_suite},
+    {"meta", meta_jobs_suite},
     {"engine_spec", engine_spec_suite},
 };
 
