@@ -20,7 +20,9 @@ typedef struct {
     int insecure;              /* allow non-loopback without tokens */
     int threads;               /* HTTP threads */
     size_t max_json_body;      /* bytes */
-    size_t max_upload;         /* bytes of CSV */
+    size_t max_upload;         /* bytes of CSV (compressed and decompressed) */
+    size_t csv_max_rows;       /* CSV limits; 0 = the parser's default */
+    size_t csv_max_cols, csv_max_levels, csv_max_field, csv_max_line;
     unsigned max_connections;
     unsigned connection_timeout; /* seconds */
 } api_config;

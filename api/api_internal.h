@@ -25,6 +25,7 @@ typedef struct {
     size_t len, cap;
     size_t received;
     csv_table_builder *csv;
+    struct api__upload *up;   /* POST /v1/datasets: the streaming upload (api_upload.c) */
     /* an error found while the body was arriving, answered at its end */
     int err_status;
     char err_code[40], err_field[64], err_msg[384];
@@ -70,6 +71,16 @@ int api__load_tokens(struct api_server *a, const char *path, char *err, size_t e
 void api__free_tokens(struct api_server *a);
 /* 1 if the request carries a valid bearer token (or no tokens are set). */
 int api__authorized(struct api_server *a, struct MHD_Connection *c);
+
+/* ---- CSV uploads (api_upload.c) ----------------------------------------- */
+/* Headers known: options, limits, Content-Encoding; body errors via err_*. */
+void api__upload_begin(struct api_server *a, struct MHD_Connection *c, api__req *r);
+/* One chunk of body (raw bytes as received). */
+void api__upload_chunk(struct api_server *a, api__req *r, const char *data, size_t n);
+/* End of body (the handler of POST /v1/datasets): commit and reply. */
+enum MHD_Result api__upload_finish(struct MHD_Connection *c, api__req *r);
+/* Request over: discards an upload that was not committed. NULL is fine. */
+void api__upload_free(api__req *r);
 
 /* ---- query helpers ------------------------------------------------------ */
 /* Parses an optional non-negative integer query argument; -1 on a bad value. */

@@ -50,50 +50,11 @@ static enum MHD_Result h_health(struct MHD_Connection *c, api__req *r)
 
 /* ---- datasets ---------------------------------------------------------- */
 
+/* The body was streamed into the store as it arrived (api_upload.c); this
+ * commits it. */
 static enum MHD_Result h_dataset_create(struct MHD_Connection *c, api__req *r)
 {
-    const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
-    if (!name || !name[0])
-        return api__reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "name",
-                                "the query parameter 'name' is required (POST /v1/datasets?name=N)");
-    csv_table *t = NULL;
-    csv_error ce = {0};
-    int rc = csv_table_builder_finish(r->csv, &t, &ce);
-    if (rc != CSV_OK) {
-        unsigned st = rc == CSV_ENOMEM ? MHD_HTTP_SERVICE_UNAVAILABLE
-                      : rc == CSV_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
-                                         : MHD_HTTP_UNPROCESSABLE_CONTENT;
-        const char *code = rc == CSV_ELIMIT ? "too_large" : rc == CSV_EEMPTY ? "empty_csv"
-                                                                             : "invalid_csv";
-        if (ce.line > 0 && ce.column > 0 && !strstr(ce.message, "line "))
-            return api__reply_error(c, st, code, NULL, "line %ld, column %ld: %s", ce.line,
-                                    ce.column, ce.message);
-        if (ce.line > 0 && !strstr(ce.message, "line "))
-            return api__reply_error(c, st, code, NULL, "line %ld: %s", ce.line, ce.message);
-        return api__reply_error(c, st, code, NULL, "%s",
-                                ce.message[0] ? ce.message : "cannot parse CSV");
-    }
-    svc_column *cols = calloc(t->n_cols, sizeof *cols);
-    if (!cols) {
-        csv_table_free(t);
-        return api__reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", NULL,
-                                "out of memory");
-    }
-    for (size_t i = 0; i < t->n_cols; i++) {
-        cols[i].name = t->cols[i].name;
-        cols[i].is_category = t->cols[i].type == CSV_COL_CATEGORY;
-        cols[i].n_levels = t->cols[i].n_levels;
-        cols[i].levels = t->cols[i].levels;
-        cols[i].n_missing = t->cols[i].n_missing;
-        cols[i].n_filled = t->cols[i].n_filled;
-    }
-    svc_table st = {t->n_rows, t->n_cols, cols, t->data, t->n_dropped};
-    json_t *out = NULL;
-    svc_error e = {0};
-    rc = svc_dataset_create(SVC(r), name, &st, &out, &e);
-    free(cols);
-    csv_table_free(t);
-    return reply_result(c, rc, MHD_HTTP_CREATED, out, &e);
+    return api__upload_finish(c, r);
 }
 
 static enum MHD_Result h_dataset_list(struct MHD_Connection *c, api__req *r)

@@ -120,29 +120,7 @@ static void body_chunk(struct api_server *a, api__req *r, const char *data, size
         return;
     }
     if (r->route->body == BODY_CSV) {
-        if (r->received > a->cfg.max_upload) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "the upload is larger than the limit of %zu bytes (max_upload)",
-                     a->cfg.max_upload);
-            set_err(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL, msg);
-            return;
-        }
-        csv_error ce = {0};
-        int rc = csv_table_builder_feed(r->csv, data, n, &ce);
-        if (rc != CSV_OK) {
-            char msg[384];
-            if (ce.line > 0 && ce.column > 0 && !strstr(ce.message, "line "))
-                snprintf(msg, sizeof msg, "line %ld, column %ld: %s", ce.line, ce.column,
-                         ce.message);
-            else if (ce.line > 0 && !strstr(ce.message, "line "))
-                snprintf(msg, sizeof msg, "line %ld: %s", ce.line, ce.message);
-            else
-                snprintf(msg, sizeof msg, "%s", ce.message[0] ? ce.message : "cannot parse CSV");
-            int st = rc == CSV_ENOMEM ? MHD_HTTP_SERVICE_UNAVAILABLE
-                     : rc == CSV_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
-                                        : MHD_HTTP_UNPROCESSABLE_CONTENT;
-            set_err(r, st, rc == CSV_ELIMIT ? "too_large" : "invalid_csv", NULL, msg);
-        }
+        api__upload_chunk(a, r, data, n); /* inflate, parse, store: api_upload.c */
         return;
     }
     if (r->len + n > a->cfg.max_json_body) {
@@ -187,42 +165,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         enum MHD_Result rc = begin(a, c, url, method, r, &done);
         if (done)
             return rc;
-        if (r->route->body == BODY_CSV) {
-            csv_options opt = csv_options_default();
-            const char *d = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "delimiter");
-            const char *h = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "header");
-            const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "missing");
-            if (d) {
-                if (!strcmp(d, ",") || !strcmp(d, ";") || !strcmp(d, "\t"))
-                    opt.delimiter = d[0];
-                else if (!strcmp(d, "tab"))
-                    opt.delimiter = '\t';
-                else
-                    set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "delimiter",
-                            "'delimiter' must be ',', ';' or a tab");
-            }
-            if (h) {
-                if (!strcmp(h, "false") || !strcmp(h, "0"))
-                    opt.header = 0;
-                else if (strcmp(h, "true") != 0 && strcmp(h, "1") != 0)
-                    set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "header",
-                            "'header' must be true or false");
-            }
-            if (m) {
-                if (!strcmp(m, "error"))
-                    opt.missing = CSV_MISSING_ERROR;
-                else if (!strcmp(m, "drop"))
-                    opt.missing = CSV_MISSING_DROP;
-                else if (!strcmp(m, "fill"))
-                    opt.missing = CSV_MISSING_FILL;
-                else
-                    set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "missing",
-                            "'missing' must be error, drop or fill");
-            }
-            r->csv = csv_table_builder_new(&opt);
-            if (!r->csv)
-                set_err(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", NULL, "out of memory");
-        }
+        if (r->route->body == BODY_CSV)
+            api__upload_begin(a, c, r); /* options, limits, encoding: api_upload.c */
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -247,6 +191,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     free(r->body);
     csv_table_builder_free(r->csv);
+    api__upload_free(r); /* an upload cut off mid-way leaves nothing behind */
     free(r);
     *con_cls = NULL;
 }

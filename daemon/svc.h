@@ -72,23 +72,43 @@ unsigned long svc_changes(svc *s);
 
 /* ---- datasets ---------------------------------------------------------- */
 
+/* A column as the CSV parser described it, with its statistics over the
+ * values as stored (filled ones included). */
 typedef struct {
     const char *name;
     int is_category;
     size_t n_levels;
     char *const *levels;
     size_t n_missing, n_filled;
+    double min, max, mean, std; /* number columns; std is the population one */
+    const size_t *counts;       /* category columns: stored cells per level */
 } svc_column;
 
 typedef struct {
     size_t n_rows, n_cols;
     const svc_column *cols;
-    const float *data;      /* row-major [n_rows][n_cols]; categories as level index */
     size_t n_dropped;
 } svc_table;
 
-/* Validates the name and stores the table durably; *out = the dataset. */
-int svc_dataset_create(svc *s, const char *name, const svc_table *t, json_t **out, svc_error *e);
+/* Streaming upload of a dataset (svc_dataset.c): begin (validates and
+ * reserves the name: SVC_EINVAL / SVC_EEXISTS at once), append chunks of
+ * rows as they are parsed (row-major float32, categories as level indices;
+ * STORE_CHUNK_ROWS = 4096 rows each, only the last shorter), commit with the
+ * columns (rewriting the chunks `stale` names through `fix` first), which
+ * is durable before it returns and gives the dataset as JSON. close
+ * discards an upload that was not committed (a client gone, a bad CSV):
+ * nothing is left behind. One thread at a time per upload; appends may be
+ * written by a background thread, their errors come back from a later
+ * append or from commit. */
+typedef struct svc_upload svc_upload;
+typedef int (*svc_chunk_stale_fn)(void *ctx, size_t seq);
+typedef void (*svc_chunk_fix_fn)(void *ctx, size_t seq, float *rows, size_t n_rows);
+int svc_upload_begin(svc *s, const char *name, svc_upload **out, svc_error *e);
+int svc_upload_append(svc_upload *u, const float *rows, size_t n_rows, size_t n_cols,
+                      svc_error *e);
+int svc_upload_commit(svc_upload *u, const svc_table *t, svc_chunk_stale_fn stale,
+                      svc_chunk_fix_fn fix, void *ctx, json_t **out, svc_error *e);
+void svc_upload_close(svc_upload *u); /* NULL is fine */
 int svc_dataset_list(svc *s, json_t **out, svc_error *e);
 int svc_dataset_get(svc *s, const char *key, json_t **out, svc_error *e);
 int svc_dataset_rows(svc *s, const char *key, int64_t offset, int64_t limit, json_t **out,

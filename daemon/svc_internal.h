@@ -43,6 +43,8 @@ struct svc {
     int pending;              /* wake-ups not consumed yet */
     atomic_int stopping;      /* read by runners between steps */
     svc__running running[SVC__MAX_RUNNING];
+    struct svc__dsentry *ds_cache; /* datasets in memory, shared by jobs (svc_jobdata.c;
+                                      guarded by the mutex there) */
     pthread_cond_t slot_freed; /* a running[] slot was released (cancel waits on it) */
     atomic_ulong changes;      /* bumped on every job state change (svc_changes) */
     /* Created on first use (compare-and-swap), freed by svc__extras_free: */

@@ -9,16 +9,147 @@
  * The split is made once per job, stratified on the first classification
  * task so an imbalanced class keeps its share in the test split, and is a
  * function of the seed only: the same spec gives the same split.
+ *
+ * A dataset's rows are read from SQLite once and shared, read-only, by every
+ * job that uses them at the same time: a reference-counted cache of
+ * entries in svc.ds_cache. The first job to ask reads the rows (without the
+ * cache lock: others asking for the same dataset wait for it on ds_cv, jobs
+ * on other datasets do not wait); the last job to let go frees them. What a
+ * job derives (its input matrix: chosen columns, one-hot, standardised with
+ * its own split's statistics) is its own. Deleting a dataset is refused while
+ * a queued or running job uses it, and ids are never reused, so an entry
+ * can never be stale.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/svc_jobdata.h"
+#include "daemon/svc_log.h"
 #include "engine/prep.h"
 
 #define MAX_CLASSES 1000
+
+/* ---- the shared dataset cache ------------------------------------------ */
+
+struct svc__dsentry {
+    svc *s;
+    int64_t id;
+    size_t rows;
+    int cols;
+    float *data;              /* [rows][cols], read-only once loaded */
+    int refs;
+    int loading;              /* its first user is reading the rows */
+    int failed;               /* ... and could not */
+    struct svc__dsentry *next;
+};
+
+/* Guards every svc's ds_cache list and each entry's refs, loading, failed.
+ * A leaf lock: no store call and no other lock while it is held. */
+static pthread_mutex_t ds_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ds_cv = PTHREAD_COND_INITIALIZER; /* an entry finished loading */
+
+static void ds_unlink_free(struct svc__dsentry *en)
+{
+    struct svc__dsentry **pp = &en->s->ds_cache;
+    while (*pp && *pp != en)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = en->next;
+    free(en->data);
+    free(en);
+}
+
+static void ds_release(struct svc__dsentry *en)
+{
+    if (!en)
+        return;
+    pthread_mutex_lock(&ds_mu);
+    if (--en->refs == 0)
+        ds_unlink_free(en);
+    pthread_mutex_unlock(&ds_mu);
+}
+
+size_t svc__dataset_cache_count(svc *s)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&ds_mu);
+    for (const struct svc__dsentry *en = s->ds_cache; en; en = en->next)
+        n++;
+    pthread_mutex_unlock(&ds_mu);
+    return n;
+}
+
+/* A reference to dataset d's rows, loading them if no job holds them. */
+static int ds_acquire(svc *s, const store_dataset *d, struct svc__dsentry **out, svc_error *e)
+{
+    struct svc__dsentry *en;
+    int rc = SVC_OK;
+
+    pthread_mutex_lock(&ds_mu);
+    for (en = s->ds_cache; en && en->id != d->id; en = en->next)
+        ;
+    if (en) {
+        en->refs++;
+        while (en->loading)
+            pthread_cond_wait(&ds_cv, &ds_mu);
+        if (en->failed) {
+            if (--en->refs == 0)
+                ds_unlink_free(en);
+            pthread_mutex_unlock(&ds_mu);
+            return svc__fail(e, SVC_EIO, NULL, "dataset '%s' could not be read", d->name);
+        }
+        int refs = en->refs;
+        pthread_mutex_unlock(&ds_mu);
+        svc_log(SVC_LOG_DEBUG, "dataset_shared", "dataset=%lld users=%d", (long long)d->id, refs);
+        *out = en;
+        return SVC_OK;
+    }
+    en = calloc(1, sizeof *en);
+    if (!en) {
+        pthread_mutex_unlock(&ds_mu);
+        return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+    }
+    en->s = s;
+    en->id = d->id;
+    en->rows = (size_t)d->rows;
+    en->cols = d->cols;
+    en->refs = 1;
+    en->loading = 1;
+    en->next = s->ds_cache;
+    s->ds_cache = en;
+    pthread_mutex_unlock(&ds_mu);
+
+    /* Read outside the lock: the entry is ours until loading is cleared. */
+    int64_t got = 0;
+    en->data = malloc(en->rows * (size_t)en->cols * sizeof *en->data);
+    if (!en->data)
+        rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory loading dataset '%s'", d->name);
+    else {
+        int src = store_dataset_read(s->db, d->id, 0, d->rows, en->data, &got);
+        if (src != STORE_OK || got != d->rows)
+            rc = svc__store_fail(e, src != STORE_OK ? src : STORE_EIO, "dataset", d->name);
+    }
+
+    pthread_mutex_lock(&ds_mu);
+    en->loading = 0;
+    en->failed = rc != SVC_OK;
+    pthread_cond_broadcast(&ds_cv);
+    if (rc != SVC_OK && --en->refs == 0)
+        ds_unlink_free(en);
+    pthread_mutex_unlock(&ds_mu);
+    if (rc == SVC_OK) {
+        svc_log(SVC_LOG_INFO, "dataset_loaded", "dataset=%lld rows=%lld cols=%d bytes=%lld",
+                (long long)d->id, (long long)d->rows, d->cols,
+                (long long)d->rows * d->cols * (long long)sizeof(float));
+        *out = en;
+    }
+    return rc;
+}
+
+/* ---- assembling a job's data -------------------------------------------- */
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -86,7 +217,7 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
     json_t *defs[ENG_MAX_TASKS] = {0};
     store_dataset d = {0};
     json_t *meta = NULL;
-    float *data = NULL;
+    const float *data = NULL; /* the shared rows (jd->ds) */
     int *strata = NULL;
     int *target_col = NULL, *use_col = NULL;
     int rc = SVC_OK;
@@ -117,19 +248,15 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
         rc = svc__fail(e, SVC_EIO, NULL, "dataset '%s' has unreadable metadata", d.name);
         goto done;
     }
-    data = malloc(rows * (size_t)ncols * sizeof *data);
     target_col = calloc((size_t)ncols, sizeof *target_col);
     use_col = calloc((size_t)ncols, sizeof *use_col);
-    if (!data || !target_col || !use_col) {
+    if (!target_col || !use_col) {
         rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory loading dataset '%s'", d.name);
         goto done;
     }
-    int64_t got = 0;
-    src = store_dataset_read(s->db, d.id, 0, d.rows, data, &got);
-    if (src != STORE_OK || (size_t)got != rows) {
-        rc = svc__store_fail(e, src != STORE_OK ? src : STORE_EIO, "dataset", d.name);
+    if ((rc = ds_acquire(s, &d, &jd->ds, e)) != SVC_OK)
         goto done;
-    }
+    data = jd->ds->data;
 
     /* Targets, and which columns feed the input. */
     jd->n_tasks = sp->n_tasks;
@@ -313,7 +440,6 @@ done:
     }
     store_dataset_clear(&d);
     json_decref(meta);
-    free(data);
     free(strata);
     free(target_col);
     free(use_col);
@@ -341,5 +467,6 @@ void svc__jobdata_clear(svc__jobdata *jd)
     free(jd->train);
     free(jd->test);
     json_decref(jd->input_names);
+    ds_release(jd->ds);
     memset(jd, 0, sizeof *jd);
 }

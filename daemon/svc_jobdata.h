@@ -30,10 +30,15 @@ typedef struct {
     svc__jd_task task[ENG_MAX_TASKS];
     uint32_t *train, *test;
     size_t n_train, n_test;
+    struct svc__dsentry *ds; /* the dataset's rows, shared (a reference held until clear) */
 } svc__jobdata;
 
-/* Builds the data for spec (already validated). Errors name what is wrong. */
+/* Builds the data for spec (already validated). Errors name what is wrong.
+ * The dataset's rows come from a cache shared by all jobs (loaded from the
+ * store once, freed when the last job using them clears its data). */
 int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *e);
 void svc__jobdata_clear(svc__jobdata *jd);
+/* Datasets held in memory by the cache now (for tests and metrics). */
+size_t svc__dataset_cache_count(svc *s);
 
 #endif

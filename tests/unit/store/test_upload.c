@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "store/store_internal.h" /* store__schema_version */
 #include "tests/unit/store/fixture.h"
@@ -267,52 +270,121 @@ START_TEST(usage_counts_tasks_and_active_jobs)
 }
 END_TEST
 
-/* A schema-1 database, as a build before step 2 left it. */
-static void make_version_1(void)
+/* The schema a version-1 build wrote (store/migrate.c step 1, verbatim). */
+static const char *const V1 =
+    "CREATE TABLE datasets(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    " n_rows INTEGER NOT NULL CHECK (n_rows >= 0), n_cols INTEGER NOT NULL CHECK (n_cols > 0),"
+    " meta TEXT, bytes INTEGER NOT NULL,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+    "CREATE TABLE dataset_chunks(dataset_id INTEGER NOT NULL REFERENCES datasets(id),"
+    " seq INTEGER NOT NULL, n_rows INTEGER NOT NULL, data BLOB NOT NULL,"
+    " UNIQUE (dataset_id, seq));"
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    " dataset_id INTEGER REFERENCES datasets(id), def TEXT,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+    "CREATE INDEX tasks_dataset ON tasks(dataset_id);"
+    "CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT,"
+    " state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),"
+    " spec TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL DEFAULT 0,"
+    " steps INTEGER NOT NULL DEFAULT 0, progress REAL NOT NULL DEFAULT 0,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+    " started_at TEXT, finished_at TEXT, error_code TEXT, error_message TEXT, results TEXT);"
+    "CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);"
+    "CREATE TABLE job_tasks(job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    " task_id INTEGER NOT NULL REFERENCES tasks(id), PRIMARY KEY (job_id, task_id)) WITHOUT ROWID;"
+    "CREATE INDEX job_tasks_task ON job_tasks(task_id);"
+    "CREATE TABLE metrics(id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    " step INTEGER NOT NULL, task TEXT NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL,"
+    " value REAL);"
+    "CREATE INDEX metrics_job_step ON metrics(job_id, step);"
+    "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " job_id INTEGER NOT NULL REFERENCES jobs(id), step INTEGER NOT NULL, path TEXT NOT NULL,"
+    " bytes INTEGER NOT NULL,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+    "CREATE INDEX checkpoints_job ON checkpoints(job_id, step);"
+    "INSERT INTO datasets(name, n_rows, n_cols, bytes) VALUES ('old', 1, 2, 8);"
+    "INSERT INTO dataset_chunks VALUES (1, 0, 1, x'0000803f00000040');" /* 1.0f, 2.0f */
+    "PRAGMA user_version = 1;";
+
+/* Replaces the fixture's database by a version-1 one made by hand, plus
+ * extra SQL. */
+static void make_version_1(const char *extra)
 {
-    fx_dataset("old", 5, 2);
+    char path[4200];
+    sqlite3 *db = NULL;
+
     store_close(fx_store);
     fx_store = NULL;
-    fx_exec("ALTER TABLE datasets DROP COLUMN complete");
-    fx_exec("PRAGMA user_version = 1");
-    ck_assert_int_eq(fx_int("SELECT count(*) FROM pragma_table_info('datasets')"
-                            " WHERE name = 'complete'"),
-                     0);
+    unlink(fx_path);
+    snprintf(path, sizeof path, "%s-wal", fx_path);
+    unlink(path);
+    snprintf(path, sizeof path, "%s-shm", fx_path);
+    unlink(path);
+    ck_assert_int_eq(sqlite3_open_v2(fx_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     NULL),
+                     SQLITE_OK);
+    ck_assert_msg(sqlite3_exec(db, V1, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+    if (extra)
+        ck_assert_msg(sqlite3_exec(db, extra, NULL, NULL, NULL) == SQLITE_OK, "%s",
+                      sqlite3_errmsg(db));
+    sqlite3_close(db);
+    ck_assert_int_eq(fx_int("PRAGMA user_version"), 1);
 }
 
 START_TEST(older_database_is_upgraded)
 {
     store_dataset d = {0};
     char err[256] = "";
+    float v[2] = {0, 0};
+    int64_t n = 0;
 
-    make_version_1();
-    ck_assert_int_eq(store_open(fx_path, &fx_store, err, sizeof err), STORE_OK);
+    make_version_1(NULL);
+    ck_assert_msg(store_open(fx_path, &fx_store, err, sizeof err) == STORE_OK, "%s", err);
     ck_assert_int_eq(fx_int("PRAGMA user_version"), store__schema_version());
     ck_assert_int_eq(fx_int("SELECT count(*) FROM pragma_table_info('datasets')"
                             " WHERE name = 'complete'"),
                      1);
-    /* the old dataset is still there, complete */
+    /* the old dataset is still there, complete, its rows intact */
     ck_assert_int_eq(store_dataset_find(fx_store, "old", &d), STORE_OK);
-    ck_assert_int_eq(d.rows, 5);
+    ck_assert_int_eq(d.rows, 1);
+    ck_assert_int_eq(store_dataset_read(fx_store, d.id, 0, 1, v, &n), STORE_OK);
+    ck_assert(v[0] == 1.0f && v[1] == 2.0f);
     store_dataset_clear(&d);
+    /* and the new kind of upload works on it */
+    {
+        store_upload *u = NULL;
+        int64_t id = 0;
+        ck_assert_int_eq(store_upload_begin(fx_store, "new", &u), STORE_OK);
+        ck_assert_int_eq(store_upload_append(u, v, 1, 2), STORE_OK);
+        ck_assert_int_eq(store_upload_commit(u, 2, NULL, &id), STORE_OK);
+        store_upload_close(u);
+    }
 }
 END_TEST
 
+/* Every step runs in one transaction: when a later step fails, the earlier
+ * ones are rolled back with it and the file stays at version 1. */
 START_TEST(failed_upgrade_changes_nothing)
 {
     char err[256] = "";
     store *s = (store *)1;
+    /* The last step creates a table (step 3: idempotency); one already there
+     * makes it fail after step 2 has altered datasets. */
+    const char *clash = store__schema_version() >= 3 ? "CREATE TABLE idempotency(x);"
+                                                     : "ALTER TABLE datasets ADD COLUMN complete;";
 
-    make_version_1();
-    /* a column step 2 collides with: the upgrade fails mid-way */
-    fx_exec("ALTER TABLE datasets ADD COLUMN complete TEXT");
+    make_version_1(clash);
     ck_assert_int_ne(store_open(fx_path, &s, err, sizeof err), STORE_OK);
     ck_assert_ptr_eq(s, (store *)1);
-    ck_assert_msg(strstr(err, "version 2") != NULL, "message: %s", err);
+    ck_assert_msg(strstr(err, "migrating the database to version") != NULL, "message: %s", err);
     ck_assert_int_eq(fx_int("PRAGMA user_version"), 1);
+    if (store__schema_version() >= 3) /* step 2's column was rolled back */
+        ck_assert_int_eq(fx_int("SELECT count(*) FROM pragma_table_info('datasets')"
+                                " WHERE name = 'complete'"),
+                         0);
     ck_assert_int_eq(fx_int("SELECT count(*) FROM datasets"), 1);
-    /* reopen for the fixture's teardown */
-    fx_exec("ALTER TABLE datasets DROP COLUMN complete");
+    /* a fresh store for the fixture's teardown */
+    make_version_1(NULL);
     ck_assert_int_eq(store_open(fx_path, &fx_store, err, sizeof err), STORE_OK);
 }
 END_TEST
