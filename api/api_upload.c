@@ -170,9 +170,11 @@ static void csv_fail(api__req *r, int rc, const csv_error *ce)
                        : rc == CSV_ELIMIT ? "too_large"
                        : rc == CSV_EEMPTY ? "empty_csv"
                                           : "invalid_csv";
-    if (ce->line > 0 && ce->column > 0 && !strstr(ce->message, "line "))
+    /* Every located error starts "line L, column C: " (or "line L: " when
+     * it is about a whole row), so clients and tests can rely on it. */
+    if (ce->line > 0 && ce->column > 0)
         set_err(r, st, code, NULL, "line %ld, column %ld: %s", ce->line, ce->column, ce->message);
-    else if (ce->line > 0 && !strstr(ce->message, "line "))
+    else if (ce->line > 0)
         set_err(r, st, code, NULL, "line %ld: %s", ce->line, ce->message);
     else
         set_err(r, st, code, NULL, "%s", ce->message[0] ? ce->message : "cannot parse CSV");

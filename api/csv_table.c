@@ -419,6 +419,25 @@ static inline int parse_num(const char *s, size_t n, double *out)
     return 1;
 }
 
+/* nan, inf, infinity in any case, with an optional sign: what float exports
+ * write for values that are no numbers. */
+static int is_nonfinite(const char *s, size_t n)
+{
+    static const char *const words[] = {"nan", "inf", "infinity"};
+    size_t i, k;
+    if (n > 0 && (*s == '+' || *s == '-'))
+        s++, n--;
+    for (k = 0; k < sizeof words / sizeof words[0]; k++) {
+        if (strlen(words[k]) != n)
+            continue;
+        for (i = 0; i < n && (s[i] | 0x20) == words[k][i]; i++)
+            ;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
 /* Numbers at or beyond this round to infinity as float32. */
 #define FLOAT32_OVERFLOW 0x1.ffffffp127
 
@@ -640,7 +659,7 @@ static int take_header(csv_table_builder *b, char *const *f, const size_t *lens,
 
     if (n > b->opt.max_cols) {
         set_err(err, line, (long)b->opt.max_cols + 1,
-                "more than %zu columns (limit max_cols=%zu)", b->opt.max_cols,
+                "more than %zu columns (limit max_columns=%zu)", b->opt.max_cols,
                 b->opt.max_cols);
         return CSV_ELIMIT;
     }
@@ -869,6 +888,13 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
                 row[i] = v;
                 continue;
             }
+            if (c->n_num > 0 && is_nonfinite(s, len)) {
+                set_err(err, line, (long)i + 1,
+                        "'%.*s' in number column '%.*s' at line %ld: not a finite number "
+                        "(write a missing value as NA or leave the cell empty)",
+                        (int)utf8_prefix(s, len, 20), s, SHOW(c->name), line);
+                return CSV_ESYNTAX;
+            }
             if ((rc = flip(b, c, i, line, err)))
                 return rc;
         }
@@ -992,7 +1018,7 @@ static int map_reader_rc(csv_table_builder *b, int rc, csv_error *err)
     case CSV_RERR_TOO_MANY_FIELDS:
         if (!b->have_header) {
             set_err(err, err->line, (long)b->opt.max_cols + 1,
-                    "more than %zu columns (limit max_cols=%zu)",
+                    "more than %zu columns (limit max_columns=%zu)",
                     b->opt.max_cols, b->opt.max_cols);
             return CSV_ELIMIT;
         }

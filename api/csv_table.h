@@ -9,6 +9,10 @@
  * (so `1,5`, `12abc`, `0x10`, `nan`, `inf`, `1.`, `1e` are text); the value is
  * what strtod gives, rounded to float32. A number beyond float32 range in a
  * number column is an error (CSV_ESYNTAX "number out of range").
+ * nan, inf or infinity (any case, signed or not) after numbers in a column
+ * that has held only numbers so far is an error (CSV_ESYNTAX): it is what a
+ * float export writes for a missing or broken value, not a category; in a
+ * text column it is just a level.
  * A column whose cells are all numbers is a number column; as soon as one
  * cell is not a number (and not missing), the column is a category column
  * and every cell (numeric-looking ones included, by their original text:

@@ -472,6 +472,40 @@ START_TEST(a_refusing_sink_stops_the_parse)
 }
 END_TEST
 
+START_TEST(nonfinite_after_numbers)
+{
+    static const char *const bad[] = {"nan", "NaN", "-inf", "Infinity", "+INF"};
+    csv_options o = csv_options_default();
+    csv_table *t;
+    csv_error e;
+    sink s;
+    char in[64];
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int n = snprintf(in, sizeof in, "a,x\nq,1.5\nr,%s\n", bad[i]);
+        ck_assert_int_eq(stream(in, (size_t)n, &o, 2, &s, &t, &e), CSV_ESYNTAX);
+        ck_assert_int_eq(e.line, 3);
+        ck_assert_int_eq(e.column, 2);
+        ck_assert_msg(strstr(e.message, "not a finite number") && strstr(e.message, bad[i]),
+                      "%s", e.message);
+    }
+    /* first in its column, or after text: a level like any other */
+    ck_assert_int_eq(stream("x\nnan\n1\n", strlen("x\nnan\n1\n"), &o, 3, &s, &t, &e), 0);
+    ck_assert_int_eq(t->cols[0].type, CSV_COL_CATEGORY);
+    csv_table_free(t);
+    free(s.data);
+    ck_assert_int_eq(stream("x\n1\nabc\ninf\n", strlen("x\n1\nabc\ninf\n"), &o, 3, &s, &t, &e), 0);
+    ck_assert_uint_eq(t->cols[0].n_levels, 3);
+    csv_table_free(t);
+    free(s.data);
+    /* "nano" and "info" are words */
+    ck_assert_int_eq(stream("x\n1\nnano\n", strlen("x\n1\nnano\n"), &o, 3, &s, &t, &e), 0);
+    csv_table_free(t);
+    free(s.data);
+}
+END_TEST
+
 Suite *csv_stream_suite(void)
 {
     Suite *s = suite_create("csv_stream");
@@ -483,6 +517,7 @@ Suite *csv_stream_suite(void)
     tcase_add_test(tc, statistics);
     tcase_add_test(tc, limits_of_lines_and_texts);
     tcase_add_test(tc, a_refusing_sink_stops_the_parse);
+    tcase_add_test(tc, nonfinite_after_numbers);
     suite_add_tcase(s, tc);
     return s;
 }

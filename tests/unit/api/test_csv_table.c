@@ -622,10 +622,10 @@ START_TEST(limits)
     o.max_cols = 2;
     t = parse_ok("a,b\n1,2\n", &o);
     csv_table_free(t);
-    expect_err("a,b,c\n1,2,3\n", &o, CSV_ELIMIT, 1, 3, "more than 2 columns (limit max_cols=2)");
-    expect_err("a,b,c,d,e\n", &o, CSV_ELIMIT, 1, 3, "more than 2 columns (limit max_cols=2)");
+    expect_err("a,b,c\n1,2,3\n", &o, CSV_ELIMIT, 1, 3, "more than 2 columns (limit max_columns=2)");
+    expect_err("a,b,c,d,e\n", &o, CSV_ELIMIT, 1, 3, "more than 2 columns (limit max_columns=2)");
     o.header = 0;
-    expect_err("\n1,2,3\n", &o, CSV_ELIMIT, 2, 3, "more than 2 columns (limit max_cols=2)");
+    expect_err("\n1,2,3\n", &o, CSV_ELIMIT, 2, 3, "more than 2 columns (limit max_columns=2)");
 
     o = csv_options_default();
     o.max_levels = 2;
