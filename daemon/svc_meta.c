@@ -641,8 +641,8 @@ static size_t list_tensors(mrun *r, svc__tensor *ts, char (*names)[80])
                 tensor_name(kind, l - 1, bias, names[n], 80);
                 size_t off = bias ? eng_fnet_bias_offset(net, l) : eng_fnet_weight_offset(net, l);
                 int o = fs->dims[l], in = fs->dims[l - 1];
-                ts[n] = (svc__tensor){names[n], bias ? 1 : 2, {o, bias ? 0 : in}, blocks[kind] + off,
-                                      bias ? (size_t)o : (size_t)o * in};
+                ts[n] = (svc__tensor){names[n], bias ? 1 : 2, {o, bias ? 0 : in},
+                                      blocks[kind] + off, bias ? (size_t)o : (size_t)o * in};
                 n++;
             }
     }
@@ -980,11 +980,13 @@ static json_t *results_json(mrun *r, const eval_out *ev)
     json_object_set_new(res, "few_shot", fs);
     json_t *last_val = isfinite(ev->mean[last]) && !ev->diverged[last]
                            ? json_real(ev->mean[last]) : json_null();
+    json_t *last_loss = isfinite(ev->loss[last]) ? json_real(ev->loss[last]) : json_null();
+    if (r->generator)
+        json_decref(last_loss);
     json_object_set_new(res, r->task_name,
                         r->generator ? json_pack("{s:o}", "mse", last_val)
                                      : json_pack("{s:o,s:o}", "accuracy", last_val, "loss",
-                                                 isfinite(ev->loss[last]) ? json_real(ev->loss[last])
-                                                                         : json_null()));
+                                                 last_loss));
     json_object_set_new(res, "meta_parameters", json_integer((json_int_t)r->nmeta));
     json_object_set_new(res, "memory",
                         json_pack("{s:I,s:I,s:I}", "rss_start_bytes", (json_int_t)r->rss_start,
