@@ -25,6 +25,10 @@ typedef struct {
     size_t csv_max_cols, csv_max_levels, csv_max_field, csv_max_line;
     unsigned max_connections;
     unsigned connection_timeout; /* seconds */
+    unsigned max_connections_per_ip; /* 0 = no limit; beyond it 429 and the connection closes */
+    size_t max_predict_rows;   /* rows in one POST /v1/jobs/{id}/predict (0 = 10000) */
+    unsigned max_watchers;     /* GET /v1/jobs/{id}/events streams per job (0 = 16) */
+    unsigned max_json_depth;   /* nesting of arrays/objects in a JSON body (0 = 32) */
 } api_config;
 
 typedef struct api_server api_server;
@@ -35,5 +39,10 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen);
 void api_stop(api_server *a); /* NULL is fine */
 /* "http://127.0.0.1:40123" — valid until api_stop. */
 const char *api_base_url(const api_server *a);
+
+/* The route table, for docs and tests: route i's method and path pattern
+ * ("/v1/jobs/{id}/metrics": {name} matches one path segment). i < count. */
+size_t api_route_count(void);
+void api_route_get(size_t i, const char **method, const char **pattern);
 
 #endif

@@ -5,6 +5,9 @@
 #define API_INTERNAL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "api/api.h"
 #include "api/csv_table.h"
@@ -29,24 +32,85 @@ typedef struct {
     /* an error found while the body was arriving, answered at its end */
     int err_status;
     char err_code[40], err_field[64], err_msg[384];
+    /* what was answered (api_reply.c records it), for /metrics */
+    unsigned status;
+    double t_start;           /* CLOCK_MONOTONIC seconds at the headers */
+    /* Idempotency-Key of a creating POST: the reply is captured to record it */
+    char idem_key[256];
+    char *reply_body, reply_ctype[64];
+    size_t reply_len;
+    int close_after;          /* add "Connection: close" to the reply */
 } api__req;
+
+/* The request the current thread is answering (set around every call into
+ * the handlers, so the reply functions can record what they sent). */
+extern _Thread_local api__req *api__cur;
 
 typedef enum MHD_Result (*api__handler)(struct MHD_Connection *c, api__req *r);
 
+/* Route flags. */
+enum {
+    API__CREATES = 1,   /* a creating POST: honours Idempotency-Key */
+    API__STREAM = 2,    /* a long-lived stream: not in the latency histogram */
+    API__CSV_TOO = 4,   /* a JSON route that also takes a text/csv body (buffered) */
+};
+
 typedef struct api__route {
     const char *method;
-    const char *pattern;     /* "/v1/jobs/{}/metrics": {} matches one segment */
+    const char *pattern;     /* "/v1/jobs/{id}/metrics": {name} matches one segment */
     api__body_kind body;
     api__handler fn;
+    unsigned flags;
 } api__route;
+
+#define API__SHA256_LEN 32
+
+/* Request counters and latency histogram for GET /metrics (api_metrics.c). */
+#define API__LAT_BUCKETS 12
+#define API__MAX_STATUSES 24
+typedef struct {
+    struct {
+        unsigned status;
+        uint64_t count;
+    } by_status[API__MAX_STATUSES];
+    uint64_t lat[API__LAT_BUCKETS + 1]; /* per bucket (summed when rendered); +Inf last */
+    double lat_sum;
+    uint64_t lat_count;
+} api__route_stats;
+
+typedef struct {
+    pthread_mutex_t mu;        /* guards route[] */
+    api__route_stats *route;   /* [api__n_routes + 1]: the last is "no route" */
+} api__stats;
+
+/* One SSE stream (api_sse.c). */
+typedef struct api__sse api__sse;
+
+/* Connections per client address (api_server.c). */
+typedef struct {
+    uint32_t ip;
+    unsigned count;
+} api__ip_count;
 
 struct api_server {
     struct MHD_Daemon *mhd;
     svc *svc;
     api_config cfg;
     char base_url[128];
-    char **tokens;
+    unsigned char (*tokens)[API__SHA256_LEN]; /* SHA-256 of each accepted token */
     size_t n_tokens;
+    api__stats stats;
+    /* event streams */
+    pthread_mutex_t sse_mu;   /* guards sse list, each stream's suspended flag, sse_stopping */
+    api__sse *sse;
+    int sse_stopping;
+    pthread_t ticker;
+    int ticker_started;
+    pthread_cond_t ticker_cv; /* wakes the ticker to stop (with sse_mu) */
+    /* per-IP connection counts */
+    pthread_mutex_t ip_mu;    /* guards ips */
+    api__ip_count *ips;
+    size_t n_ips, cap_ips;
 };
 
 extern const api__route api__routes[];
@@ -65,12 +129,37 @@ enum MHD_Result api__reply_text(struct MHD_Connection *c, unsigned status, const
                                 char *text /* stolen, malloc'd */);
 enum MHD_Result api__reply_empty(struct MHD_Connection *c, unsigned status);
 unsigned api__svc_status(int code);
+/* Records the status of a reply queued without the functions above. */
+void api__note_status(unsigned status);
 
 /* ---- auth (api_auth.c) -------------------------------------------------- */
 int api__load_tokens(struct api_server *a, const char *path, char *err, size_t errlen);
 void api__free_tokens(struct api_server *a);
 /* 1 if the request carries a valid bearer token (or no tokens are set). */
 int api__authorized(struct api_server *a, struct MHD_Connection *c);
+
+void api__sha256(const void *data, size_t len, unsigned char out[API__SHA256_LEN]);
+
+/* ---- handlers in other files ------------------------------------------- */
+enum MHD_Result api__h_metrics(struct MHD_Connection *c, api__req *r);   /* api_metrics.c */
+enum MHD_Result api__h_job_events(struct MHD_Connection *c, api__req *r); /* api_sse.c */
+int api__stats_init(struct api_server *a);
+void api__stats_free(struct api_server *a);
+/* Counts a finished request (route NULL = no route matched). */
+void api__stats_record(struct api_server *a, const api__route *route, unsigned status,
+                       double seconds);
+/* Starts / stops the SSE ticker; api__sse_stop ends every stream (before
+ * MHD_stop_daemon, which must find no connection suspended). */
+int api__sse_start(struct api_server *a);
+void api__sse_stop(struct api_server *a);
+/* Runs the route's handler, wrapped in Idempotency-Key handling for creating
+ * routes (api_idem.c). */
+enum MHD_Result api__run_handler(struct MHD_Connection *c, api__req *r);
+/* At the headers of a creating CSV upload: reserves its Idempotency-Key, or
+ * answers (replay, conflict): *done = 1 then. */
+enum MHD_Result api__idem_early(struct MHD_Connection *c, api__req *r, int *done);
+/* At completion: forgets a key whose request never produced a reply. */
+void api__idem_unfinished(api__req *r);
 
 /* ---- CSV uploads (api_upload.c) ----------------------------------------- */
 /* Headers known: options, limits, Content-Encoding; body errors via err_*. */

@@ -35,9 +35,37 @@ unsigned api__svc_status(int code)
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
+_Thread_local api__req *api__cur;
+
+/* Notes what was sent on the current request: its status for /metrics, and
+ * for an Idempotency-Key request a copy of the reply to record. */
+static void note_reply(unsigned status, const char *ctype, const char *buf, size_t len)
+{
+    api__req *r = api__cur;
+    if (!r)
+        return;
+    r->status = status;
+    if (r->idem_key[0] && buf) {
+        free(r->reply_body);
+        r->reply_body = malloc(len + 1);
+        if (r->reply_body) {
+            memcpy(r->reply_body, buf, len);
+            r->reply_body[len] = 0;
+            r->reply_len = len;
+        }
+        snprintf(r->reply_ctype, sizeof r->reply_ctype, "%s", ctype);
+    }
+}
+
+void api__note_status(unsigned status)
+{
+    note_reply(status, NULL, NULL, 0);
+}
+
 static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, const char *ctype,
                                    char *buf, size_t len)
 {
+    note_reply(status, ctype, buf, len);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer_with_free_callback(len, buf, &free);
     if (!resp) {
@@ -48,6 +76,8 @@ static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, co
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (api__cur && api__cur->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -71,14 +101,65 @@ enum MHD_Result api__reply_json(struct MHD_Connection *c, unsigned status, json_
     return send_buffer(c, status, "application/json", text, len);
 }
 
+/* Replaces every byte that does not start or continue a valid UTF-8
+ * sequence with '?', in place. Messages quote client text (a name, a path)
+ * and may be cut mid-character by their buffer; jansson refuses invalid
+ * UTF-8, and the client still deserves the real error. */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = 0;
+        unsigned cp = 0;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        } else if ((*p & 0xe0) == 0xc0) {
+            n = 1;
+            cp = *p & 0x1f;
+        } else if ((*p & 0xf0) == 0xe0) {
+            n = 2;
+            cp = *p & 0x0f;
+        } else if ((*p & 0xf8) == 0xf0) {
+            n = 3;
+            cp = *p & 0x07;
+        } else {
+            *p++ = '?';
+            continue;
+        }
+        int ok = 1;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                ok = 0;
+                break;
+            }
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        static const unsigned min_cp[4] = {0, 0x80, 0x800, 0x10000};
+        if (ok && (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
+            ok = 0;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+}
+
 enum MHD_Result api__reply_error(struct MHD_Connection *c, unsigned status, const char *code,
                                  const char *field, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[512], fieldbuf[160];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_sanitize(msg);
+    if (field) {
+        snprintf(fieldbuf, sizeof fieldbuf, "%s", field);
+        utf8_sanitize(fieldbuf);
+        field = fieldbuf;
+    }
     json_t *err = json_pack("{s:s,s:s}", "code", code, "message", msg);
     if (err && field && field[0])
         json_object_set_new(err, "field", json_string(field));
@@ -89,6 +170,7 @@ enum MHD_Result api__reply_error(struct MHD_Connection *c, unsigned status, cons
         /* Out of memory: a fixed body still tells the client what happened. */
         static const char oom[] =
             "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n";
+        note_reply(MHD_HTTP_SERVICE_UNAVAILABLE, NULL, NULL, 0);
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
         if (!resp)
@@ -125,6 +207,7 @@ enum MHD_Result api__reply_text(struct MHD_Connection *c, unsigned status, const
 
 enum MHD_Result api__reply_empty(struct MHD_Connection *c, unsigned status)
 {
+    note_reply(status, "", "", 0);
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "api/api_internal.h"
 
@@ -26,7 +27,8 @@ static int match(const char *pattern, const char *url, char params[][160])
 {
     int np = 0;
     while (*pattern && *url) {
-        if (pattern[0] == '{' && pattern[1] == '}') {
+        if (pattern[0] == '{') {
+            const char *close = strchr(pattern, '}');
             const char *end = strchr(url, '/');
             size_t n = end ? (size_t)(end - url) : strlen(url);
             if (n == 0 || n >= 160 || np >= API__MAX_PARAMS)
@@ -35,7 +37,7 @@ static int match(const char *pattern, const char *url, char params[][160])
             params[np][n] = 0;
             np++;
             url += n;
-            pattern += 2;
+            pattern = close ? close + 1 : pattern + strlen(pattern);
             continue;
         }
         if (*pattern != *url)
@@ -71,8 +73,17 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
 {
     int path_matched = 0;
     *done = 1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context && *(const int *)ci->socket_context) {
+        r->close_after = 1;
+        return api__reply_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_connections", NULL,
+                                "more than %u connections from this address "
+                                "(max_connections_per_ip)",
+                                a->cfg.max_connections_per_ip);
+    }
+    char params[API__MAX_PARAMS][160] = {{0}};
     for (size_t i = 0; i < api__n_routes; i++) {
-        char params[API__MAX_PARAMS][160];
         if (!match(api__routes[i].pattern, url, params))
             continue;
         path_matched = 1;
@@ -97,14 +108,20 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
         if (ok == 0)
             return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                                     NULL, "the body must be CSV (Content-Type: text/csv)");
+    } else if (r->route->body == BODY_JSON && (r->route->flags & API__CSV_TOO)) {
+        if (content_type_is(c, "application/json") == 0 && content_type_is(c, "text/csv") != 1)
+            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                                    NULL,
+                                    "the body must be JSON (Content-Type: application/json) "
+                                    "or CSV (Content-Type: text/csv)");
     } else if (r->route->body == BODY_JSON) {
         if (content_type_is(c, "application/json") == 0)
             return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                                     NULL,
                                     "the body must be JSON (Content-Type: application/json)");
     }
-    *done = 0;
-    return MHD_YES;
+    /* An upload is stored as it arrives: its Idempotency-Key is settled now. */
+    return api__idem_early(c, r, done);
 }
 
 /* Phase 2: one chunk of body. */
@@ -147,20 +164,40 @@ static void body_chunk(struct api_server *a, api__req *r, const char *data, size
     r->body[r->len] = 0;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *c, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls)
 {
     (void)version;
     struct api_server *a = cls;
     api__req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
+        if (!r) {
+            /* Still an answer: a fixed body needs no memory. */
+            static const char oom[] =
+                "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}\n";
+            struct MHD_Response *resp = MHD_create_response_from_buffer(
+                sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+            if (!resp)
+                return MHD_NO;
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            enum MHD_Result qrc = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+            MHD_destroy_response(resp);
+            return qrc;
+        }
         r->srv = a;
         *con_cls = r;
+        api__cur = r;
+        r->t_start = mono_now();
         int done = 0;
         enum MHD_Result rc = begin(a, c, url, method, r, &done);
         if (done)
@@ -177,23 +214,74 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->err_status)
         return api__reply_error(c, (unsigned)r->err_status, r->err_code, r->err_field, "%s",
                                 r->err_msg);
-    return r->route->fn(c, r);
+    return api__run_handler(c, r);
+}
+
+/* Every call into the handlers runs with api__cur set, so replies can note
+ * their status (and, for Idempotency-Key requests, their body). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    api__cur = *con_cls;
+    enum MHD_Result rc = on_request_inner(cls, c, url, method, version, upload_data,
+                                          upload_data_size, con_cls);
+    api__cur = NULL;
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
+    struct api_server *a = cls;
     api__req *r = *con_cls;
     if (!r)
         return;
+    api__stats_record(a, r->route, r->status, mono_now() - r->t_start);
+    api__idem_unfinished(r);
+    free(r->reply_body);
     free(r->body);
     csv_table_builder_free(r->csv);
     api__upload_free(r); /* an upload cut off mid-way leaves nothing behind */
     free(r);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd decodes %XX in the path and the query before we see them,
+ * and a decoded %00 would silently cut a name or id short ("a%00b" naming
+ * "a"). This decoder does what the default does but leaves "%00" as it is,
+ * so such a name is simply invalid and such an id simply unknown. */
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = 0;
+    return (size_t)(w - s);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
@@ -224,6 +312,79 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, s
     return 0;
 }
 
+/* Per-connection context (MHD's socket context): whether this connection is
+ * over the per-address limit (begin() answers it 429 and closes it). The
+ * first member is what begin() reads. */
+typedef struct {
+    int over;
+    uint32_t ip;
+    int counted;
+} conn_ctx;
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct api_server *a = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_ctx *cc = calloc(1, sizeof *cc);
+        *socket_context = cc;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!cc || !ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET ||
+            a->cfg.max_connections_per_ip == 0)
+            return;
+        cc->ip = ((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr.s_addr;
+        pthread_mutex_lock(&a->ip_mu);
+        size_t i = 0;
+        while (i < a->n_ips && a->ips[i].ip != cc->ip)
+            i++;
+        if (i == a->n_ips && a->n_ips == a->cap_ips) {
+            size_t cap = a->cap_ips ? 2 * a->cap_ips : 16;
+            api__ip_count *g = realloc(a->ips, cap * sizeof *g);
+            if (g) {
+                a->ips = g;
+                a->cap_ips = cap;
+            }
+        }
+        if (i < a->cap_ips) {
+            if (i == a->n_ips) {
+                a->ips[i].ip = cc->ip;
+                a->ips[i].count = 0;
+                a->n_ips++;
+            }
+            a->ips[i].count++;
+            cc->counted = 1;
+            cc->over = a->ips[i].count > a->cfg.max_connections_per_ip;
+        }
+        pthread_mutex_unlock(&a->ip_mu);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_ctx *cc = *socket_context;
+        if (cc && cc->counted) {
+            pthread_mutex_lock(&a->ip_mu);
+            for (size_t i = 0; i < a->n_ips; i++)
+                if (a->ips[i].ip == cc->ip) {
+                    if (--a->ips[i].count == 0)
+                        a->ips[i] = a->ips[--a->n_ips];
+                    break;
+                }
+            pthread_mutex_unlock(&a->ip_mu);
+        }
+        free(cc);
+        *socket_context = NULL;
+    }
+}
+
+size_t api_route_count(void)
+{
+    return api__n_routes;
+}
+
+void api_route_get(size_t i, const char **method, const char **pattern)
+{
+    *method = i < api__n_routes ? api__routes[i].method : NULL;
+    *pattern = i < api__n_routes ? api__routes[i].pattern : NULL;
+}
+
 api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
 {
     struct api_server *a = calloc(1, sizeof *a);
@@ -234,6 +395,19 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
     }
     a->svc = s;
     a->cfg = *cfg;
+    if (!a->cfg.max_predict_rows)
+        a->cfg.max_predict_rows = 10000;
+    if (!a->cfg.max_watchers)
+        a->cfg.max_watchers = 16;
+    if (!a->cfg.max_json_depth)
+        a->cfg.max_json_depth = 32;
+    pthread_mutex_init(&a->ip_mu, NULL);
+    pthread_mutex_init(&a->sse_mu, NULL);
+    pthread_cond_init(&a->ticker_cv, NULL);
+    if (api__stats_init(a) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (cfg->token_file && api__load_tokens(a, cfg->token_file, err, errlen) != 0)
         goto fail;
     if (parse_listen(cfg->listen, &sa, err, errlen) != 0)
@@ -245,13 +419,22 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
                  cfg->listen);
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    /* A thread pool over epoll; event streams suspend their connection while
+     * they wait (MHD_ALLOW_SUSPEND_RESUME, see api_sse.c) instead of holding
+     * a pool thread. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
+    if (api__sse_start(a) != 0) {
+        snprintf(err, errlen, "cannot start the event-stream ticker thread");
+        goto fail;
+    }
     a->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 4),
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 256u,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout ? cfg->connection_timeout : 60u,
-        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_UNESCAPE_CALLBACK,
+        &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a, MHD_OPTION_END);
     if (!a->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);
@@ -264,7 +447,12 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
              info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port));
     return a;
 fail:
+    api__sse_stop(a);
     api__free_tokens(a);
+    api__stats_free(a);
+    pthread_cond_destroy(&a->ticker_cv);
+    pthread_mutex_destroy(&a->sse_mu);
+    pthread_mutex_destroy(&a->ip_mu);
     free(a);
     return NULL;
 }
@@ -273,9 +461,15 @@ void api_stop(api_server *a)
 {
     if (!a)
         return;
+    api__sse_stop(a); /* no connection may stay suspended past this */
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     api__free_tokens(a);
+    api__stats_free(a);
+    free(a->ips);
+    pthread_cond_destroy(&a->ticker_cv);
+    pthread_mutex_destroy(&a->sse_mu);
+    pthread_mutex_destroy(&a->ip_mu);
     free(a);
 }
 

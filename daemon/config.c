@@ -67,6 +67,14 @@ static const setting settings[] = {
      "simultaneous HTTP connections"},
     {"connection-timeout", T_LONG, L(connection_timeout), "60", 1, 3600,
      "seconds an idle connection is kept"},
+    {"max-connections-per-ip", T_LONG, L(max_connections_per_ip), "128", 0, 65536,
+     "simultaneous HTTP connections from one address; more get 429 (0 = no limit)"},
+    {"predict-rows", T_LONG, L(predict_rows), "10000", 1, 1000000,
+     "rows in one POST /v1/jobs/{id}/predict request"},
+    {"sse-watchers", T_LONG, L(sse_watchers), "16", 1, 10000,
+     "GET /v1/jobs/{id}/events streams open on one job at once; more get 429"},
+    {"max-json-depth", T_LONG, L(max_json_depth), "32", 2, 1000,
+     "nesting depth of arrays and objects in a JSON request body"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

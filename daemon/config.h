@@ -24,6 +24,10 @@ typedef struct {
     long max_rows, max_columns, max_levels, max_field, max_line; /* CSV uploads */
     long max_connections;
     long connection_timeout;
+    long max_connections_per_ip;
+    long predict_rows;
+    long sse_watchers;
+    long max_json_depth;
     long max_model_bytes;
     long status_interval;
     int insecure;

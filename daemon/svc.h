@@ -140,6 +140,11 @@ int svc_job_checkpoint_file(svc *s, const char *key, char *path, size_t pathlen,
 int svc_job_checkpoint_file_which(svc *s, const char *key, const char *which, char *path,
                                   size_t pathlen, int64_t *bytes, svc_error *e);
 
+/* svc_job_get as compact JSON text (*text malloc'd, *len bytes), served from
+ * memory while nothing was written to the store (svc_viewcache.c): the same
+ * content, live figures of a running job included, without a query. */
+int svc_job_get_text(svc *s, const char *key, char **text, size_t *len, svc_error *e);
+
 /* ---- live events (svc_events.c) ----------------------------------------
  * Every job has an in-memory ring of its recent events, written by the
  * training thread without ever waiting for a reader. A watcher reads it at

@@ -197,7 +197,9 @@ void svc__events_progress(svc *s, int64_t job_id, int64_t step, int64_t steps, i
             c->rate_step = step;
         }
         c->batch = batch;
-        if (step > c->run_step0 && now > c->run_t0)
+        if (step >= steps)
+            eta = 0;
+        else if (step > c->run_step0 && now > c->run_t0)
             eta = (now - c->run_t0) / (double)(step - c->run_step0) * (double)(steps - step);
     }
     pthread_mutex_unlock(&h->mu);
@@ -482,4 +484,5 @@ void svc__extras_free(svc *s)
         return;
     svc__events_free(s);
     svc__pcache_free(s);
+    svc__vcache_free(s);
 }

@@ -50,6 +50,7 @@ struct svc {
     /* Created on first use (compare-and-swap), freed by svc__extras_free: */
     struct svc__events *_Atomic events;  /* per-job event rings (svc_events.c) */
     struct svc__pcache *_Atomic pcache;  /* loaded models for predict (svc_predict.c) */
+    struct svc__vcache *_Atomic vcache;  /* job views for GET /v1/jobs/{id} (svc_viewcache.c) */
 };
 
 /* ---- events, prediction cache (svc_events.c, svc_predict.c) ------------- */
@@ -63,6 +64,7 @@ void svc__events_state(svc *s, int64_t job_id, const char *state, const char *er
 void svc__events_rate(svc *s, int64_t job_id, double *steps_per_s, double *samples_per_s);
 void svc__events_free(svc *s);
 void svc__pcache_free(svc *s);
+void svc__vcache_free(svc *s);
 /* Frees both (svc_close). */
 void svc__extras_free(svc *s);
 

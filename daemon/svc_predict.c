@@ -421,21 +421,9 @@ static int encode_row(const pentry *p, json_t *row, size_t r, float *x, svc_erro
                          "\"columns\" in a reply, or send an object per row)",
                          r, json_array_size(row), p->n_cols);
     }
-    if (json_is_object(row)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(row, k, v)
-        {
-            int known = 0;
-            for (int i = 0; i < p->n_cols && !known; i++)
-                known = !strcmp(p->cols[i].name, k);
-            if (!known) {
-                snprintf(field, sizeof field, "rows[%zu].%.60s", r, k);
-                return svc__fail(e, SVC_EINVAL, field,
-                                 "'%s' is not an input column of this model", field);
-            }
-        }
-    } else if (!json_is_array(row)) {
+    /* In an object, keys that are not input columns (the target, an id) are
+     * ignored: a misspelt column still fails, as the one it meant is missing. */
+    if (!json_is_object(row) && !json_is_array(row)) {
         snprintf(field, sizeof field, "rows[%zu]", r);
         return svc__fail(e, SVC_EINVAL, field,
                          "'rows[%zu]' must be an array of values or an object of column: value",

@@ -285,6 +285,7 @@ static int record_epoch(run *r)
             add_metric(m, &n, r->step, tn, "test", "r2", ev[t].r2);
         }
     }
+    svc__events_metrics(r->s, r->job_id, m, n);
     return store_metric_add(r->s->db, r->job_id, m, n) == STORE_OK ? SVC_OK : SVC_EIO;
 }
 
@@ -683,6 +684,7 @@ static double model_bytes(const svc__spec *sp, const svc__jobdata *jd)
 static void fail_job(run *r, const char *code, const char *msg)
 {
     store_job_set_state(r->s->db, r->job_id, "failed", code, msg);
+    svc__events_state(r->s, r->job_id, "failed", code, msg);
 }
 
 static void run_free(run *r)
@@ -703,6 +705,7 @@ static void cancel_job(run *r)
     store_job_set_progress(r->s->db, r->job_id, r->step, r->total,
                            r->total ? (double)r->step / (double)r->total : 0);
     store_job_set_state(r->s->db, r->job_id, "cancelled", NULL, NULL);
+    svc__events_state(r->s, r->job_id, "cancelled", NULL, NULL);
 }
 
 void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
@@ -791,6 +794,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     slot->t0 = now_s();
     pthread_mutex_unlock(&s->mu);
     store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
+    svc__events_state(s, job_id, "running", NULL, NULL);
 
     /* For momentum and Nesterov the velocity lives in r.m (saved as the
      * adam.m.* tensors; adam.v.* stays 0), so checkpoints keep one format. */
@@ -829,6 +833,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             }
             store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
             store_job_set_state(s->db, job_id, "queued", NULL, NULL);
+            svc__events_state(s, job_id, "queued", NULL, NULL);
             goto out;
         }
         long epoch = (long)(r.step / (int64_t)r.spe);
@@ -923,6 +928,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         double t_now = now_s();
         if (t_now - last_report > 0.25 || r.step == r.total) {
             store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
+            svc__events_progress(s, job_id, r.step, r.total, r.sp.batch_size);
             last_report = t_now;
         }
     }
@@ -961,6 +967,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     }
     free(text);
     store_job_set_state(s->db, job_id, "succeeded", NULL, NULL);
+    svc__events_state(s, job_id, "succeeded", NULL, NULL);
 out:
     run_free(&r);
 }

@@ -233,4 +233,9 @@ int store_idem_finish(store *s, const char *key, int status, const char *content
 /* Forgets a reservation (status 0 only). */
 int store_idem_abort(store *s, const char *key);
 
+/* ---- change counter (version.c) ----------------------------------------- */
+/* Moves whenever a write is committed; equal values mean nothing was
+ * written in between. Lock-free, thread-safe. */
+int64_t store_data_version(store *s);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "store/store.h"
 
@@ -22,6 +23,10 @@ struct store {
     sqlite3 *db;        /* the one connection; used only while mu is held */
     pthread_mutex_t mu; /* guards db. A leaf lock: the store takes no other
                            lock while holding it, so callers may hold theirs */
+    /* version.c: commits counted by a commit hook (set on first use), read
+     * without the lock */
+    atomic_llong commits;
+    atomic_int commits_hooked;
 };
 
 /* SQL expression for "now" as RFC 3339 UTC with milliseconds. */

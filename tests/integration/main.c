@@ -13,6 +13,8 @@ Suite *jobs_suite(void);
 Suite *notify_suite(void);
 Suite *meta_jobs_suite(void);
 Suite *engine_spec_suite(void);
+Suite *api_suite(void);
+Suite *api_live_suite(void);
 
 static const struct {
     const char *name;
@@ -25,6 +27,8 @@ static const struct {
     {"notify", notify_suite},
     {"meta", meta_jobs_suite},
     {"engine_spec", engine_spec_suite},
+    {"api", api_suite},
+    {"api_live", api_live_suite},
 };
 
 int main(int argc, char **argv)
