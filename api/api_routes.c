@@ -469,6 +469,19 @@ static enum MHD_Result h_job_predict(struct MHD_Connection *c, api__req *r)
     return reply_result(c, rc, MHD_HTTP_OK, out, &e);
 }
 
+static enum MHD_Result h_job_adapt(struct MHD_Connection *c, api__req *r)
+{
+    enum MHD_Result reply = MHD_NO;
+    json_t *req = json_body(c, r, &reply);
+    if (!req)
+        return reply;
+    json_t *out = NULL;
+    svc_error e = {0};
+    int rc = svc_job_adapt(SVC(r), r->params[0], req, r->srv->cfg.max_predict_rows, &out, &e);
+    json_decref(req);
+    return reply_result(c, rc, MHD_HTTP_OK, out, &e);
+}
+
 const api__route api__routes[] = {
     {"GET", "/v1/health", BODY_NONE, h_health, 0},
     {"POST", "/v1/datasets", BODY_CSV, h_dataset_create, API__CREATES},
@@ -488,6 +501,7 @@ const api__route api__routes[] = {
     {"GET", "/v1/jobs/{id}/metrics", BODY_NONE, h_job_metrics, 0},
     {"GET", "/v1/jobs/{id}/events", BODY_NONE, api__h_job_events, API__STREAM},
     {"POST", "/v1/jobs/{id}/predict", BODY_JSON, h_job_predict, API__CSV_TOO},
+    {"POST", "/v1/jobs/{id}/adapt", BODY_JSON, h_job_adapt, 0},
     {"GET", "/v1/jobs/{id}/checkpoints", BODY_NONE, h_job_checkpoints, 0},
     {"GET", "/v1/jobs/{id}/checkpoints/{which}", BODY_NONE, h_job_checkpoint_file, 0},
     {"GET", "/metrics", BODY_NONE, api__h_metrics, 0},

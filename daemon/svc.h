@@ -185,6 +185,20 @@ void svc_events_unwatch(svc_watch *w); /* NULL is fine */
 int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_t **out,
                     svc_error *e);
 
+/* ---- few-shot adaptation (svc_adapt.c) ----------------------------------
+ * req: {"support": {"rows": [...], "labels": [...]}, "query": {"rows": [...]},
+ *       "steps"?: 0..SVC_ADAPT_MAX_STEPS, "checkpoint"?: "latest" | "best" | id}
+ * for a meta-learning job: adapts a private copy of its meta-trained model
+ * on the support set (inner steps, default inner.steps, for the MAML family;
+ * prototypes for protonet) and predicts the query. Rows as for predictions;
+ * labels are the client's own class names (strings or integers) or, for a
+ * generator job, target values. Never writes anything. At most
+ * SVC_ADAPT_MAX_SUPPORT support rows and max_rows query rows (SVC_ELIMIT). */
+#define SVC_ADAPT_MAX_SUPPORT 1000
+#define SVC_ADAPT_MAX_STEPS 100
+int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t **out,
+                  svc_error *e);
+
 /* ---- figures for GET /metrics (svc_stats.c) ----------------------------- */
 #define SVC_STATS_MAX_RUNNING 64
 typedef struct {

@@ -28,17 +28,11 @@
 #include <sys/stat.h>
 
 #include "daemon/svc_internal.h"
+#include "daemon/svc_rows.h"
 #include "engine/prep.h"
 
 #define CACHE_MAX 8
 #define BATCH 256
-
-typedef struct {
-    char name[256];
-    int first;        /* index of its first model input */
-    int n_levels;     /* 0 = number column; else one-hot over levels */
-    char **levels;
-} pcol;
 
 typedef struct {
     char name[65];
@@ -57,8 +51,7 @@ typedef struct pentry {
     eng_mtl *model;
     int n_in;
     double *mean, *std;
-    int n_cols;
-    pcol *cols;
+    svc__inputs in;     /* the raw columns the inputs come from */
     int n_tasks;
     ptask task[ENG_MAX_TASKS];
     struct pentry *next;
@@ -78,12 +71,7 @@ static void entry_free(pentry *p)
     eng_mtl_free(p->model);
     free(p->mean);
     free(p->std);
-    for (int i = 0; i < p->n_cols; i++) {
-        for (int l = 0; l < p->cols[i].n_levels; l++)
-            free(p->cols[i].levels[l]);
-        free(p->cols[i].levels);
-    }
-    free(p->cols);
+    svc__inputs_clear(&p->in);
     for (int t = 0; t < p->n_tasks; t++) {
         if (p->task[t].labels)
             for (int l = 0; l < p->task[t].n_out; l++)
@@ -148,48 +136,6 @@ static json_t *meta_json(json_t *meta, const char *key)
 static char *dupstr(const char *s)
 {
     return strdup(s ? s : "");
-}
-
-/* Groups the input names into raw columns: "col" is a number column,
- * consecutive "col=level" names are one category column. */
-static int build_columns(pentry *p, json_t *features)
-{
-    size_t n = json_array_size(features);
-    p->cols = calloc(n ? n : 1, sizeof *p->cols);
-    if (!p->cols)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *f = json_string_value(json_array_get(features, i));
-        if (!f)
-            return -1;
-        const char *eq = strchr(f, '=');
-        size_t cn = eq ? (size_t)(eq - f) : strlen(f);
-        if (cn >= sizeof p->cols[0].name)
-            return -1;
-        pcol *last = p->n_cols ? &p->cols[p->n_cols - 1] : NULL;
-        if (eq && last && last->n_levels > 0 && strlen(last->name) == cn &&
-            !strncmp(last->name, f, cn)) {
-            char **lv = realloc(last->levels, (size_t)(last->n_levels + 1) * sizeof *lv);
-            if (!lv)
-                return -1;
-            last->levels = lv;
-            if (!(lv[last->n_levels] = dupstr(eq + 1)))
-                return -1;
-            last->n_levels++;
-            continue;
-        }
-        pcol *c = &p->cols[p->n_cols++];
-        memcpy(c->name, f, cn);
-        c->name[cn] = 0;
-        c->first = (int)i;
-        if (eq) {
-            c->levels = malloc(sizeof *c->levels);
-            if (!c->levels || !(c->levels[0] = dupstr(eq + 1)))
-                return -1;
-            c->n_levels = 1;
-        }
-    }
-    return 0;
 }
 
 static int load_tasks(pentry *p, json_t *tasks)
@@ -268,7 +214,8 @@ static int load_entry(const char *path, const char *key, pentry **out, svc_error
         goto done;
     }
     if (p->n_in < 1 || (int)json_array_size(mean) != p->n_in ||
-        (int)json_array_size(sd) != p->n_in || build_columns(p, features) != 0 ||
+        (int)json_array_size(sd) != p->n_in || svc__inputs_build(&p->in, features) != 0 ||
+        p->in.n_in != p->n_in ||
         load_tasks(p, tasks) != 0) {
         rc = svc__fail(e, SVC_EUNSUPPORTED, NULL,
                        "the checkpoint's metadata is inconsistent (features, standardization "
@@ -390,76 +337,6 @@ static int acquire(svc *s, const char *path, pentry **out, svc_error *e)
 
 /* ---- rows --------------------------------------------------------------- */
 
-static int level_of(const pcol *c, json_t *v)
-{
-    char buf[64];
-    const char *text = json_string_value(v);
-    if (!text && json_is_number(v)) {
-        double d = json_number_value(v);
-        if (d == floor(d) && fabs(d) < 1e15)
-            snprintf(buf, sizeof buf, "%.0f", d);
-        else
-            snprintf(buf, sizeof buf, "%.9g", d);
-        text = buf;
-    }
-    if (!text)
-        return -1;
-    for (int l = 0; l < c->n_levels; l++)
-        if (!strcmp(c->levels[l], text))
-            return l;
-    return -1;
-}
-
-/* Encodes one row (array or object) into x[n_in]. */
-static int encode_row(const pentry *p, json_t *row, size_t r, float *x, svc_error *e)
-{
-    char field[96];
-    if (json_is_array(row) && (int)json_array_size(row) != p->n_cols) {
-        snprintf(field, sizeof field, "rows[%zu]", r);
-        return svc__fail(e, SVC_EINVAL, field,
-                         "'rows[%zu]' has %zu values; the model reads %d columns (see "
-                         "\"columns\" in a reply, or send an object per row)",
-                         r, json_array_size(row), p->n_cols);
-    }
-    /* In an object, keys that are not input columns (the target, an id) are
-     * ignored: a misspelt column still fails, as the one it meant is missing. */
-    if (!json_is_object(row) && !json_is_array(row)) {
-        snprintf(field, sizeof field, "rows[%zu]", r);
-        return svc__fail(e, SVC_EINVAL, field,
-                         "'rows[%zu]' must be an array of values or an object of column: value",
-                         r);
-    }
-    memset(x, 0, (size_t)p->n_in * sizeof *x);
-    for (int i = 0; i < p->n_cols; i++) {
-        const pcol *c = &p->cols[i];
-        json_t *v = json_is_array(row) ? json_array_get(row, (size_t)i)
-                                       : json_object_get(row, c->name);
-        if (json_is_array(row))
-            snprintf(field, sizeof field, "rows[%zu][%d]", r, i);
-        else
-            snprintf(field, sizeof field, "rows[%zu].%.60s", r, c->name);
-        if (!v)
-            return svc__fail(e, SVC_EINVAL, field, "'%s': the column '%s' is missing", field,
-                             c->name);
-        if (c->n_levels == 0) {
-            if (!json_is_number(v) || !isfinite(json_number_value(v)))
-                return svc__fail(e, SVC_EINVAL, field,
-                                 "'%s': column '%s' takes a finite number", field, c->name);
-            x[c->first] = (float)json_number_value(v);
-        } else {
-            int l = level_of(c, v);
-            if (l < 0)
-                return svc__fail(e, SVC_EINVAL, field,
-                                 "'%s': '%.80s' is not one of the %d values column '%s' had "
-                                 "in training",
-                                 field, json_is_string(v) ? json_string_value(v) : "(not text)",
-                                 c->n_levels, c->name);
-            x[c->first + l] = 1.0f;
-        }
-    }
-    return SVC_OK;
-}
-
 /* ---- the request -------------------------------------------------------- */
 
 static int checkpoint_which(json_t *req, char *which, size_t n, svc_error *e)
@@ -538,7 +415,8 @@ int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_
         goto done;
     }
     for (size_t r = 0; r < n; r++)
-        if ((rc = encode_row(p, json_array_get(rows, r), r, x + r * (size_t)p->n_in, e)) !=
+        if ((rc = svc__inputs_encode(&p->in, json_array_get(rows, r), "rows", r,
+                                     x + r * (size_t)p->n_in, e)) !=
             SVC_OK)
             goto done;
     eng_standardize_apply(x, n, (size_t)p->n_in, p->mean, p->std);
@@ -585,8 +463,8 @@ int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_
     pthread_mutex_unlock(&p->mu);
     if (rc == SVC_OK) {
         json_t *cols = json_array();
-        for (int i = 0; i < p->n_cols; i++)
-            json_array_append_new(cols, json_string(p->cols[i].name));
+        for (int i = 0; i < p->in.n_cols; i++)
+            json_array_append_new(cols, json_string(p->in.cols[i].name));
         res = json_pack("{s:I,s:s,s:I,s:o}", "job", (json_int_t)strtoll(key, NULL, 10),
                         "checkpoint", which, "step", (json_int_t)p->step, "columns", cols);
         json_t *tasks = json_object();

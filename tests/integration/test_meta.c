@@ -118,8 +118,170 @@ START_TEST(maml_sinusoid_adapts)
     ck_assert(contains(r.body, r.len, "\"layers.0.weight\""));
     ck_assert(contains(r.body, r.len, "\"adam.m.layers.2.bias\""));
     h_resp_free(&r);
+
+    /* adaptation as a service: 10 points of a new sinusoid; ten inner steps
+     * must fit the query far better than the unadapted initialisation */
+    double mse[2];
+    for (int k = 0; k < 2; k++) {
+        char body[4096];
+        size_t used = (size_t)snprintf(body, sizeof body, "{\"steps\":%d,\"support\":{\"rows\":[",
+                                       k ? 10 : 0);
+        for (int j = 0; j < 10; j++)
+            used += (size_t)snprintf(body + used, sizeof body - used, "%s[%.3f]", j ? "," : "",
+                                     -4.5 + j);
+        used += (size_t)snprintf(body + used, sizeof body - used, "],\"labels\":[");
+        for (int j = 0; j < 10; j++)
+            used += (size_t)snprintf(body + used, sizeof body - used, "%s%.6f", j ? "," : "",
+                                     3.0 * sin(-4.5 + j - 0.5));
+        used += (size_t)snprintf(body + used, sizeof body - used, "]},\"query\":{\"rows\":[");
+        for (int j = 0; j < 50; j++)
+            used += (size_t)snprintf(body + used, sizeof body - used, "%s{\"x\":%.3f}",
+                                     j ? "," : "", -4.9 + 0.2 * j);
+        snprintf(body + used, sizeof body - used, "]}}");
+        snprintf(path, sizeof path, "/v1/jobs/%lld/adapt", id);
+        json_t *a = h_post_json(&P, path, body, 200);
+        json_t *preds = json_object_get(a, "predictions");
+        ck_assert_int_eq(json_array_size(preds), 50);
+        ck_assert_int_eq(json_integer_value(json_object_get(a, "steps")), k ? 10 : 0);
+        double sse = 0;
+        for (int j = 0; j < 50; j++) {
+            json_t *pj = json_array_get(preds, (size_t)j);
+            double yhat = json_number_value(json_object_get(pj, "value"));
+            double y = 3.0 * sin(-4.9 + 0.2 * j - 0.5);
+            sse += (yhat - y) * (yhat - y);
+        }
+        mse[k] = sse / 50;
+        json_decref(a);
+    }
+    ck_assert_msg(mse[1] < 0.5 * mse[0], "adapted mse %g, unadapted %g", mse[1], mse[0]);
 }
 END_TEST
+
+/* rows of data/letters for letter L: the 16 feature values as a JSON array
+ * text each (the target is the first column) */
+static int letter_rows(char letter, int skip, int n, char *out, size_t cap, size_t *used)
+{
+    FILE *f = fopen(h_src("data/letters/letters.csv"), "r");
+    char line[256];
+    int got = 0, seen = 0;
+    ck_assert_ptr_nonnull(f);
+    while (got < n && fgets(line, sizeof line, f)) {
+        if (line[0] != letter || line[1] != ',')
+            continue;
+        if (seen++ < skip)
+            continue;
+        line[strcspn(line, "\r\n")] = 0;
+        *used += (size_t)snprintf(out + *used, cap - *used, "%s[%s]", *used && out[*used - 1] != '[' ? "," : "",
+                                  line + 2);
+        got++;
+    }
+    fclose(f);
+    return got;
+}
+
+/* POST /v1/jobs/{id}/adapt on a trained 5-way protonet: 5-shot support of
+ * five held-out letters, 10 query rows each; predictions are those letters,
+ * well above chance; the stored model is untouched; bad requests are 4xx
+ * naming the key. */
+static void adapt_letters(long long id)
+{
+    static const char letters[] = "UVWXY";
+    size_t cap = 1 << 16, used = 0;
+    char *body = malloc(cap);
+    char path[64], ck[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/adapt", id);
+    snprintf(ck, sizeof ck, "/v1/jobs/%lld/checkpoints/latest", id);
+    h_resp before = h_req(&P, "GET", ck, NULL, NULL, 0);
+    ck_assert_int_eq(before.status, 200);
+
+    used = (size_t)snprintf(body, cap, "{\"support\":{\"rows\":[");
+    for (int c = 0; c < 5; c++)
+        ck_assert_int_eq(letter_rows(letters[c], 0, 5, body, cap, &used), 5);
+    used += (size_t)snprintf(body + used, cap - used, "],\"labels\":[");
+    for (int c = 0; c < 5; c++)
+        for (int i = 0; i < 5; i++)
+            used += (size_t)snprintf(body + used, cap - used, "%s\"%c\"", c || i ? "," : "",
+                                     letters[c]);
+    used += (size_t)snprintf(body + used, cap - used, "]},\"query\":{\"rows\":[");
+    for (int c = 0; c < 5; c++)
+        ck_assert_int_eq(letter_rows(letters[c], 5, 10, body, cap, &used), 10);
+    snprintf(body + used, cap - used, "]}}");
+
+    json_t *a = h_post_json(&P, path, body, 200);
+    json_t *b = h_post_json(&P, path, body, 200);
+    ck_assert_msg(json_equal(a, b), "two identical adapt requests answered differently");
+    ck_assert_str_eq(json_string_value(json_object_get(a, "algorithm")), "protonet");
+    json_t *labels = json_object_get(a, "labels"), *preds = json_object_get(a, "predictions");
+    ck_assert_int_eq(json_array_size(labels), 5);
+    ck_assert_int_eq(json_array_size(preds), 50);
+    int right = 0;
+    for (size_t q = 0; q < 50; q++) {
+        json_t *p = json_array_get(preds, q);
+        const char *l = json_string_value(json_object_get(p, "label"));
+        ck_assert_ptr_nonnull(l);
+        right += l[0] == letters[q / 10];
+        json_t *pr = json_object_get(p, "probabilities");
+        ck_assert_int_eq(json_array_size(pr), 5);
+        double sum = 0;
+        for (size_t k = 0; k < 5; k++)
+            sum += json_number_value(json_array_get(pr, k));
+        ck_assert_double_eq_tol(sum, 1.0, 1e-5);
+    }
+    ck_assert_msg(right > 25, "5-way 5-shot adapt: %d of 50 right (chance 10)", right);
+    json_decref(a);
+    json_decref(b);
+
+    h_resp after = h_req(&P, "GET", ck, NULL, NULL, 0);
+    ck_assert_int_eq(after.status, 200);
+    ck_assert(after.len == before.len && !memcmp(after.body, before.body, after.len));
+    h_resp_free(&before);
+    h_resp_free(&after);
+
+    /* strict errors */
+    static const struct {
+        const char *body, *field, *needle;
+        long status;
+    } bad[] = {
+        {"{\"support\":{\"rows\":[[1]],\"labels\":[\"a\"]},\"query\":{\"rows\":[[1]]},\"x\":1}",
+         "x", "unknown", 422},
+        {"{\"query\":{\"rows\":[[1]]}}", "support", "required", 422},
+        {"{\"support\":{\"rows\":[[1],[2]],\"labels\":[\"a\"]},\"query\":{\"rows\":[[1]]}}",
+         "support.labels", "one label per", 422},
+        {"{\"support\":{\"rows\":[[1],[2]],\"labels\":[\"a\",\"a\"]},"
+         "\"query\":{\"rows\":[[1]]}}",
+         "support.labels", "1 class", 422},
+        {"{\"support\":{\"rows\":[[1],[2]],\"labels\":[\"a\",\"b\"]},"
+         "\"query\":{\"rows\":[[1]]}}",
+         "support.rows[0]", "16 columns", 422},
+        {"{\"support\":{\"rows\":[[1],[2]],\"labels\":[\"a\",\"b\"]},"
+         "\"query\":{\"rows\":[[1]]},\"steps\":3}",
+         "steps", "protonet", 422},
+        {"{\"support\":{\"rows\":[[1],[2]],\"labels\":[\"a\",[]]},"
+         "\"query\":{\"rows\":[[1]]}}",
+         "support.labels[1]", "class label", 422},
+        {"{\"support\":{\"rows\":[[1],[2]],\"labels\":[\"a\",\"b\"]},"
+         "\"query\":{\"rows\":[[1]]},\"steps\":101}",
+         "steps", "0 to 100", 422},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        h_resp r = h_req(&P, "POST", path, "application/json", bad[i].body, strlen(bad[i].body));
+        h_expect_error(&r, bad[i].status, NULL, bad[i].needle, bad[i].field);
+        h_resp_free(&r);
+    }
+    /* more support rows than the limit: 413 */
+    used = (size_t)snprintf(body, cap, "{\"support\":{\"rows\":[");
+    for (int i = 0; i < 1001; i++)
+        used += (size_t)snprintf(body + used, cap - used, "%s[1]", i ? "," : "");
+    snprintf(body + used, cap - used, "],\"labels\":[]},\"query\":{\"rows\":[[1]]}}");
+    h_resp r = h_req(&P, "POST", path, "application/json", body, strlen(body));
+    h_expect_error(&r, 413, NULL, "limit", "support.rows");
+    h_resp_free(&r);
+    r = h_req(&P, "POST", "/v1/jobs/999/adapt", "application/json", bad[4].body,
+              strlen(bad[4].body));
+    h_expect_error(&r, 404, NULL, "999", NULL);
+    h_resp_free(&r);
+    free(body);
+}
 
 START_TEST(protonet_letters_beats_chance)
 {
@@ -150,6 +312,7 @@ START_TEST(protonet_letters_beats_chance)
         ck_assert(l && l[0] >= 'U' && l[0] <= 'Z' && !l[1]);
     }
     json_decref(job);
+    adapt_letters(id);
 }
 END_TEST
 
