@@ -23,6 +23,7 @@ Suite *metrics_suite(void);
 Suite *prep_suite(void);
 Suite *loss_suite(void);
 Suite *mtl_suite(void);
+Suite *weighting_suite(void);
 Suite *grad_suite(void); /* NULL in the float build */
 
 /* Calls to malloc/calloc/realloc/aligned_alloc/posix_memalign made by code
