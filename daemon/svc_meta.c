@@ -214,10 +214,27 @@ int svc__meta_spec_parse(json_t *spec, const svc__spec *sp, svc__meta_spec *out,
             return svc__fail(e, SVC_EINVAL, "episodes.test_fraction",
                              "give either 'episodes.test_classes' or 'episodes.test_fraction', "
                              "not both");
-        if (json_object_get(v, "test_task"))
-            return svc__fail(e, SVC_EUNSUPPORTED, "episodes.test_task",
-                             "'episodes.test_task' is not available in this build yet: use "
-                             "test_classes or test_fraction");
+        json_t *tt = json_object_get(v, "test_task");
+        if (tt) {
+            if (json_is_integer(tt) && json_integer_value(tt) > 0)
+                snprintf(ms.test_task, sizeof ms.test_task, "%lld",
+                         (long long)json_integer_value(tt));
+            else if (json_is_string(tt) && json_string_length(tt) > 0 &&
+                     json_string_length(tt) <= 64)
+                snprintf(ms.test_task, sizeof ms.test_task, "%s", json_string_value(tt));
+            else
+                return svc__fail(e, SVC_EINVAL, "episodes.test_task",
+                                 "'episodes.test_task' must be a task name or id");
+            if (tc || json_object_get(v, "test_fraction"))
+                return svc__fail(e, SVC_EINVAL, "episodes.test_task",
+                                 "give one of 'episodes.test_classes', "
+                                 "'episodes.test_fraction' or 'episodes.test_task'");
+            if (strcmp(ms.test_task, sp->tasks[0].task) == 0)
+                return svc__fail(e, SVC_EINVAL, "episodes.test_task",
+                                 "'episodes.test_task' must be another task than the one "
+                                 "meta-trained on (to hold out some of its classes, use "
+                                 "test_classes or test_fraction)");
+        }
     }
     if ((v = json_object_get(spec, "inner"))) {
         const field f[] = {{"lr", 'd', 0, 10, &ms.inner_lr},
@@ -256,18 +273,81 @@ int svc__meta_spec_parse(json_t *spec, const svc__spec *sp, svc__meta_spec *out,
 
 /* ---- the task distribution --------------------------------------------- */
 
-/* Class labels of a classification job, and the meta-test mask. */
+/* Class labels of a classification job, and the meta-test mask. With
+ * episodes.test_task, every class of the job's task is meta-train and the
+ * meta-test episodes come from the test task's rows (t_label). */
 typedef struct {
     int n_classes;
     int *label;               /* [n_rows] */
     unsigned char *is_test;   /* [n_classes] */
+    int t_classes;            /* test_task: its classes */
+    int *t_label;             /* [t_rows] its labels, NULL without test_task */
+    size_t t_rows;
 } class_split;
 
 static void class_split_clear(class_split *c)
 {
     free(c->label);
     free(c->is_test);
+    free(c->t_label);
     memset(c, 0, sizeof *c);
+}
+
+/* episodes.test_task: the test task's data, which must be a classification
+ * task reading exactly the inputs of the job's task (same names, same
+ * one-hot levels, same order), so one network embeds both. */
+static int load_test_task(svc *s, const svc__spec *sp, const svc__meta_spec *ms,
+                          const svc__jobdata *train, svc__jobdata *out, svc_error *e)
+{
+    const char *f = "episodes.test_task";
+    store_task t = {0};
+    int rc = store_task_find(s->db, ms->test_task, &t);
+    if (rc == STORE_ENOTFOUND)
+        return svc__fail(e, SVC_EINVAL, f, "no task '%s'", ms->test_task);
+    if (rc != STORE_OK)
+        return svc__store_fail(e, rc, "task", ms->test_task);
+    int generator = t.dataset_id == 0;
+    json_t *def = json_loads(t.def ? t.def : "{}", 0, NULL);
+    const char *kind = json_string_value(json_object_get(def, "kind"));
+    int classification = kind && !strcmp(kind, "classification");
+    json_decref(def);
+    store_task_clear(&t);
+    if (generator || !classification)
+        return svc__fail(e, SVC_EINVAL, f,
+                         "test task '%s' must be a classification task (its classes make "
+                         "the meta-test episodes)", ms->test_task);
+    svc__spec tsp = *sp;
+    tsp.n_tasks = 1;
+    snprintf(tsp.tasks[0].task, sizeof tsp.tasks[0].task, "%s", ms->test_task);
+    tsp.tasks[0].weight = 1;
+    svc_error te = {0};
+    if ((rc = svc__jobdata_load(s, &tsp, out, &te)) != SVC_OK)
+        return svc__fail(e, rc, f, "test task '%s': %s", ms->test_task, te.message);
+    if (!json_equal(out->input_names, train->input_names)) {
+        char *a = json_dumps(train->input_names, JSON_COMPACT),
+             *b = json_dumps(out->input_names, JSON_COMPACT);
+        rc = svc__fail(e, SVC_EINVAL, f,
+                       "test task '%s' reads other inputs than task '%s' (%.120s vs %.120s): "
+                       "one network must embed both",
+                       ms->test_task, train->task[0].name, b ? b : "?", a ? a : "?");
+        free(a);
+        free(b);
+        svc__jobdata_clear(out);
+        return rc;
+    }
+    return SVC_OK;
+}
+
+static int test_labels(const svc__jobdata *tj, class_split *cs, svc_error *e)
+{
+    cs->t_rows = tj->n_rows;
+    cs->t_classes = tj->task[0].n_classes;
+    cs->t_label = malloc((tj->n_rows ? tj->n_rows : 1) * sizeof *cs->t_label);
+    if (!cs->t_label)
+        return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+    for (size_t r = 0; r < tj->n_rows; r++)
+        cs->t_label[r] = isfinite(tj->task[0].y[r]) ? (int)tj->task[0].y[r] : -1;
+    return SVC_OK;
 }
 
 static int make_split(const svc__jobdata *jd, const svc__spec *sp, const svc__meta_spec *ms,
@@ -284,7 +364,9 @@ static int make_split(const svc__jobdata *jd, const svc__spec *sp, const svc__me
     }
     for (size_t r = 0; r < jd->n_rows; r++)
         cs->label[r] = isfinite(t->y[r]) ? (int)t->y[r] : -1;
-    if (ms->n_test_classes > 0) {
+    if (ms->test_task[0]) {
+        /* every class meta-trains; meta-test comes from the test task */
+    } else if (ms->n_test_classes > 0) {
         for (int i = 0; i < ms->n_test_classes; i++) {
             int hit = -1;
             for (int c = 0; c < t->n_classes && hit < 0; c++)
@@ -332,13 +414,23 @@ static int make_samplers(const svc__jobdata *jd, const class_split *cs, const sv
         for (int c = 0; c < cs->n_classes; c++)
             allow[c] = cs->is_test[c] == side;
         eng_episodes **dst = side ? test : train;
-        if (eng_episodes_new(cs->label, jd->n_rows, cs->n_classes, allow, ms->ways, ms->shots,
-                             ms->queries, dst) != ENG_OK) {
+        int erc = side && cs->t_label
+                      ? eng_episodes_new(cs->t_label, cs->t_rows, cs->t_classes, NULL, ms->ways,
+                                         ms->shots, ms->queries, dst)
+                      : eng_episodes_new(cs->label, jd->n_rows, cs->n_classes, allow, ms->ways,
+                                         ms->shots, ms->queries, dst);
+        if (erc != ENG_OK) {
             rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory building episodes");
             break;
         }
         int have = eng_episodes_eligible(*dst);
-        if (have < ms->ways)
+        if (have < ms->ways && side && cs->t_label)
+            rc = svc__fail(e, SVC_EINVAL, "episodes.test_task",
+                           "only %d of the %d classes of test task '%s' have at least "
+                           "shots+queries = %d rows; %d-way episodes need %d",
+                           have, cs->t_classes, ms->test_task, ms->shots + ms->queries,
+                           ms->ways, ms->ways);
+        else if (have < ms->ways)
             rc = svc__fail(e, SVC_EINVAL, "episodes",
                            "only %d meta-%s classes of task '%s' have at least shots+queries = "
                            "%d rows; %d-way episodes need %d",
@@ -398,14 +490,21 @@ int svc__meta_submit_check(svc *s, const svc__spec *sp, json_t *spec, svc_error 
     if ((rc = svc__jobdata_load(s, sp, &jd, e)) != SVC_OK)
         return rc;
     class_split cs;
+    svc__jobdata tj;
+    memset(&tj, 0, sizeof tj);
+    memset(&cs, 0, sizeof cs);
     eng_episodes *tr = NULL, *te = NULL;
     rc = make_split(&jd, sp, &ms, &cs, e);
+    if (rc == SVC_OK && ms.test_task[0] && (rc = load_test_task(s, sp, &ms, &jd, &tj, e)) ==
+                                               SVC_OK)
+        rc = test_labels(&tj, &cs, e);
     if (rc == SVC_OK)
         rc = make_samplers(&jd, &cs, &ms, &tr, &te, e);
     eng_episodes_free(tr);
     eng_episodes_free(te);
     class_split_clear(&cs);
     svc__jobdata_clear(&jd);
+    svc__jobdata_clear(&tj);
     return rc;
 }
 
@@ -421,6 +520,7 @@ typedef struct {
     int generator;
     char task_name[65];
     svc__jobdata jd;
+    svc__jobdata jd_test;       /* episodes.test_task: its rows (else empty) */
     class_split cs;
     double *x_mean, *x_std;     /* meta-train standardisation [n_in] */
     eng_episodes *ep_train, *ep_test;
@@ -527,6 +627,13 @@ static int restandardise(mrun *r)
         for (int i = 0; i < n; i++)
             x[i] = (float)((x[i] - r->x_mean[i]) / r->x_std[i]);
     }
+    /* a test task's rows: back to raw values, then the meta-train statistics */
+    const svc__jobdata *tj = &r->jd_test;
+    for (size_t row = 0; row < tj->n_rows && tj->n_in == n; row++) {
+        float *x = tj->x + row * (size_t)n;
+        for (int i = 0; i < n; i++)
+            x[i] = (float)((x[i] * tj->x_std[i] + tj->x_mean[i] - r->x_mean[i]) / r->x_std[i]);
+    }
     free(sq);
     return 0;
 }
@@ -545,10 +652,11 @@ static int fill_task(mrun *r, eng_rng *rng, eng_episodes *sampler, int b)
         if (eng_episodes_sample(sampler, rng, r->srows, ys, r->qrows, yq, NULL) != ENG_OK)
             return -1;
         size_t w = (size_t)r->d0 * sizeof *xs;
+        const float *src = sampler == r->ep_test && r->jd_test.x ? r->jd_test.x : r->jd.x;
         for (int i = 0; i < r->S; i++)
-            memcpy(xs + (size_t)i * r->d0, r->jd.x + (size_t)r->srows[i] * r->d0, w);
+            memcpy(xs + (size_t)i * r->d0, src + (size_t)r->srows[i] * r->d0, w);
         for (int i = 0; i < r->Q; i++)
-            memcpy(xq + (size_t)i * r->d0, r->jd.x + (size_t)r->qrows[i] * r->d0, w);
+            memcpy(xq + (size_t)i * r->d0, src + (size_t)r->qrows[i] * r->d0, w);
     }
     r->tasks[b] = (eng_meta_task){xs, ys, r->S, xq, yq, r->Q, r->ms.ways};
     return 0;
@@ -565,6 +673,22 @@ static void tensor_name(int kind, int l, int bias, char *out, size_t n)
     static const char *const prefix[] = {"", "alpha.", "adam.m.", "adam.v.", "adam.m.alpha.",
                                          "adam.v.alpha."};
     snprintf(out, n, "%slayers.%d.%s", prefix[kind], l, bias ? "bias" : "weight");
+}
+
+/* The meta-test classes: held-out classes of the job's task, or every
+ * class of the test task. New reference. */
+static json_t *test_class_list(const mrun *r)
+{
+    json_t *tc = json_array();
+    if (r->cs.t_label) {
+        for (int c = 0; c < r->jd_test.task[0].n_classes; c++)
+            json_array_append_new(tc, json_string(r->jd_test.task[0].labels[c]));
+        return tc;
+    }
+    for (int c = 0; c < r->cs.n_classes; c++)
+        if (r->cs.is_test[c])
+            json_array_append_new(tc, json_string(r->jd.task[0].labels[c]));
+    return tc;
 }
 
 static json_t *checkpoint_meta(mrun *r)
@@ -593,16 +717,15 @@ static json_t *checkpoint_meta(mrun *r)
     json_object_set_new(meta, "task", json_string(r->task_name));
     if (!r->generator) {
         json_t *mean = json_array(), *std = json_array(), *labels = json_array(),
-               *test = json_array();
+               *test = test_class_list(r);
         for (int i = 0; i < r->jd.n_in; i++) {
             json_array_append_new(mean, json_real(r->x_mean[i]));
             json_array_append_new(std, json_real(r->x_std[i]));
         }
-        for (int c = 0; c < r->cs.n_classes; c++) {
+        for (int c = 0; c < r->cs.n_classes; c++)
             json_array_append_new(labels, json_string(r->jd.task[0].labels[c]));
-            if (r->cs.is_test[c])
-                json_array_append_new(test, json_string(r->jd.task[0].labels[c]));
-        }
+        if (r->ms.test_task[0])
+            json_object_set_new(meta, "test_task", json_string(r->jd_test.task[0].name));
         json_t *o = json_pack("{s:o,s:o}", "mean", mean, "std", std);
         char *s1 = json_dumps(o, JSON_COMPACT), *s2 = json_dumps(r->jd.input_names, JSON_COMPACT),
              *s3 = json_dumps(labels, JSON_COMPACT), *s4 = json_dumps(test, JSON_COMPACT);
@@ -797,6 +920,7 @@ static void mrun_free(mrun *r)
     free(r->spec_text);
     class_split_clear(&r->cs);
     svc__jobdata_clear(&r->jd);
+    svc__jobdata_clear(&r->jd_test);
 }
 
 /* Loads the task distribution and builds the learner. 0, or -1 with the job
@@ -840,6 +964,9 @@ static int setup(mrun *r)
             return -1;
         }
         if (make_split(&r->jd, &r->sp, ms, &r->cs, &e) != SVC_OK ||
+            (ms->test_task[0] &&
+             (load_test_task(r->s, &r->sp, ms, &r->jd, &r->jd_test, &e) != SVC_OK ||
+              test_labels(&r->jd_test, &r->cs, &e) != SVC_OK)) ||
             make_samplers(&r->jd, &r->cs, ms, &r->ep_train, &r->ep_test, &e) != SVC_OK) {
             fail_job(r, "invalid_data", e.message);
             return -1;
@@ -969,11 +1096,10 @@ static json_t *results_json(mrun *r, const eval_out *ev)
     if (div)
         json_object_set_new(fs, "diverged", div);
     if (!r->generator) {
-        json_t *tc = json_array();
-        for (int c = 0; c < r->cs.n_classes; c++)
-            if (r->cs.is_test[c])
-                json_array_append_new(tc, json_string(r->jd.task[0].labels[c]));
+        json_t *tc = test_class_list(r);
         json_object_set_new(fs, "test_classes", tc);
+        if (r->ms.test_task[0])
+            json_object_set_new(fs, "test_task", json_string(r->jd_test.task[0].name));
     }
     json_t *res = json_object();
     int last = ms->n_eval_steps - 1;

@@ -19,6 +19,8 @@ typedef struct {
     int n_test_classes;         /* episodes.test_classes, as label texts */
     char test_classes[SVC__META_MAX_TEST_CLASSES][65];
     double test_fraction;       /* episodes.test_fraction (0 = not given) */
+    char test_task[65];         /* episodes.test_task: meta-test on this task's classes
+                                   ("" = a class split of the job's task) */
     double inner_lr;            /* inner.lr */
     int inner_steps;            /* inner.steps */
     int meta_batch;
@@ -39,7 +41,8 @@ int svc__meta_spec_parse(json_t *spec, const svc__spec *sp, svc__meta_spec *out,
 
 /* At submission: the job's task can serve the algorithm (one task; a
  * generator or a classification task; test classes exist; enough classes
- * with shots+queries rows remain on both sides of the class split). */
+ * with shots+queries rows remain on both sides of the class split, or in the
+ * test task, which must read the same inputs). */
 int svc__meta_submit_check(svc *s, const svc__spec *sp, json_t *spec, svc_error *e);
 
 /* Runs a meta-learning job to an end state (like svc__run_job). */

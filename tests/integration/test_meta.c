@@ -355,6 +355,67 @@ static void expect_422(const char *spec, const char *field, const char *needle)
     h_resp_free(&r);
 }
 
+/* The first n data rows of data/letters (real rows, a smaller table). */
+static void letters_head(const char *path, int n)
+{
+    FILE *in = fopen(h_src("data/letters/letters.csv"), "r"), *out = fopen(path, "w");
+    char line[256];
+    ck_assert(in && out);
+    for (int i = 0; i <= n && fgets(line, sizeof line, in); i++)
+        fputs(line, out);
+    fclose(in);
+    fclose(out);
+}
+
+/* episodes.test_task: meta-train on every class of one task, meta-test on
+ * the classes of another (here another dataset with the same columns);
+ * submission says when the test task cannot serve. */
+START_TEST(test_task_meta_tests_elsewhere)
+{
+    char head[300], tiny[300];
+    snprintf(head, sizeof head, "%s/head.csv", DIR_);
+    snprintf(tiny, sizeof tiny, "%s/tiny.csv", DIR_);
+    letters_head(head, 2000);
+    letters_head(tiny, 300);
+    json_decref(h_upload(&P, "letters", h_src("data/letters/letters.csv"), 201));
+    json_decref(h_upload(&P, "lhead", head, 201));
+    json_decref(h_upload(&P, "ltiny", tiny, 201));
+    json_decref(h_upload(&P, "digits", h_src("data/digits/digits.csv"), 201));
+    static const char *const tasks[] = {
+        "{\"name\":\"lettr\",\"dataset\":\"letters\",\"target\":\"lettr\",\"kind\":\"classification\"}",
+        "{\"name\":\"head\",\"dataset\":\"lhead\",\"target\":\"lettr\",\"kind\":\"classification\"}",
+        "{\"name\":\"tiny\",\"dataset\":\"ltiny\",\"target\":\"lettr\",\"kind\":\"classification\"}",
+        "{\"name\":\"digit\",\"dataset\":\"digits\",\"target\":\"label\",\"kind\":\"classification\"}",
+    };
+    for (size_t i = 0; i < 4; i++)
+        json_decref(h_post_json(&P, "/v1/tasks", tasks[i], 201));
+    expect_422("{\"algorithm\":\"protonet\",\"tasks\":[\"lettr\"],"
+               "\"episodes\":{\"shots\":5,\"queries\":15,\"test_task\":\"tiny\"}}",
+               "episodes.test_task", "of the 26 classes of test task 'tiny'");
+    expect_422("{\"algorithm\":\"protonet\",\"tasks\":[\"lettr\"],"
+               "\"episodes\":{\"test_task\":\"digit\"}}",
+               "episodes.test_task", "other inputs");
+    expect_422("{\"algorithm\":\"protonet\",\"tasks\":[\"lettr\"],"
+               "\"episodes\":{\"test_task\":\"head\",\"test_fraction\":0.2}}",
+               "episodes.test_task", "one of");
+    expect_422("{\"algorithm\":\"protonet\",\"tasks\":[\"lettr\"],"
+               "\"episodes\":{\"test_task\":\"nope\"}}",
+               "episodes.test_task", "no task");
+    long long id = submit(
+        "{\"algorithm\":\"protonet\",\"tasks\":[\"lettr\"],\"model\":{\"trunk\":[32,32]},"
+        "\"episodes\":{\"ways\":5,\"shots\":1,\"queries\":5,\"test_task\":\"head\"},"
+        "\"meta_batch\":5,\"steps\":100,\"optimizer\":{\"lr\":0.003},"
+        "\"eval\":{\"episodes\":100}}");
+    json_t *job = finished(id, 120);
+    json_t *fs = json_object_get(json_object_get(job, "results"), "few_shot");
+    ck_assert_str_eq(json_string_value(json_object_get(fs, "test_task")), "head");
+    ck_assert_int_eq(json_array_size(json_object_get(fs, "test_classes")), 26);
+    double acc = num_at(fs, "accuracy", "0");
+    ck_assert_msg(acc > 0.3, "5-way 1-shot accuracy on the test task %g (chance 0.2)", acc);
+    json_decref(job);
+}
+END_TEST
+
 START_TEST(spec_errors_name_the_key)
 {
     define_sine();
@@ -403,6 +464,7 @@ Suite *meta_jobs_suite(void)
     tcase_add_test(tc, protonet_letters_beats_chance);
     tcase_add_test(tc, resume_is_exact);
     tcase_add_test(tc, spec_errors_name_the_key);
+    tcase_add_test(tc, test_task_meta_tests_elsewhere);
     suite_add_tcase(s, tc);
     return s;
 }
