@@ -15,6 +15,7 @@ Suite *meta_jobs_suite(void);
 Suite *engine_spec_suite(void);
 Suite *api_suite(void);
 Suite *api_live_suite(void);
+Suite *csv_corpus_suite(void);
 
 static const struct {
     const char *name;
@@ -29,6 +30,7 @@ static const struct {
     {"engine_spec", engine_spec_suite},
     {"api", api_suite},
     {"api_live", api_live_suite},
+    {"csv_corpus", csv_corpus_suite},
 };
 
 int main(int argc, char **argv)
