@@ -19,11 +19,20 @@ void h_tmpdir(char *out, size_t n)
     ck_assert_ptr_nonnull(mkdtemp(out));
 }
 
-static void sleep_ms(long ms)
+void h_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
+
+double h_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#define sleep_ms h_sleep_ms
 
 void h_start(mtld_proc *p, const char *dir, const char *const *extra)
 {
@@ -49,7 +58,9 @@ void h_start(mtld_proc *p, const char *dir, const char *const *extra)
         execv(MTLD_BIN, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
+    /* A deadline, not a count of polls: the machine may be loaded (a
+     * sanitizer build opening and migrating the store is slow). */
+    for (double end = h_now() + 60; h_now() < end;) {
         FILE *f = fopen(ready, "r");
         if (f) {
             if (fgets(p->url, sizeof p->url, f)) {
@@ -66,7 +77,7 @@ void h_start(mtld_proc *p, const char *dir, const char *const *extra)
             ck_abort_msg("mtld exited before listening (see %s)", logpath);
         sleep_ms(50);
     }
-    ck_abort_msg("mtld did not write its ready file within 10 s");
+    ck_abort_msg("mtld did not write its ready file within 60 s");
 }
 
 int h_stop(mtld_proc *p, int sig)
@@ -75,7 +86,7 @@ int h_stop(mtld_proc *p, int sig)
     if (p->pid <= 0)
         return -1;
     kill(p->pid, sig);
-    for (int i = 0; i < 400; i++) {
+    for (double end = h_now() + 60; h_now() < end;) {
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
             p->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -85,7 +96,7 @@ int h_stop(mtld_proc *p, int sig)
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &st, 0);
     p->pid = 0;
-    ck_abort_msg("mtld did not exit within 20 s of signal %d", sig);
+    ck_abort_msg("mtld did not exit within 60 s of signal %d", sig);
     return -1;
 }
 
@@ -114,8 +125,11 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, const char *ctype,
-                     const void *body, size_t len, const char *const *headers)
+/* One request; the body is either in memory (body, len) or produced by
+ * read (chunked transfer encoding). */
+static h_resp request(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                      const void *body, size_t len, h_read_fn read, void *ud,
+                      const char *const *headers)
 {
     h_resp r;
     memset(&r, 0, sizeof r);
@@ -138,8 +152,15 @@ h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, c
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    if (body) {
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    if (read) {
+        hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, read);
+        curl_easy_setopt(c, CURLOPT_READDATA, ud);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    } else if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
@@ -155,6 +176,43 @@ h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, c
     r.body = s.buf ? s.buf : calloc(1, 1);
     r.len = s.len;
     return r;
+}
+
+h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                     const void *body, size_t len, const char *const *headers)
+{
+    return request(p, method, path, ctype, body, len, NULL, NULL, headers);
+}
+
+h_resp h_req_chunked(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                     h_read_fn read, void *ud, const char *const *headers)
+{
+    return request(p, method, path, ctype, NULL, 0, read, ud, headers);
+}
+
+typedef struct {
+    const char *data;
+    size_t len, off, piece;
+} pieces;
+
+static size_t read_pieces(char *buf, size_t size, size_t nmemb, void *ud)
+{
+    pieces *pc = ud;
+    size_t n = size * nmemb, left = pc->len - pc->off;
+    if (n > pc->piece)
+        n = pc->piece;
+    if (n > left)
+        n = left;
+    memcpy(buf, pc->data + pc->off, n);
+    pc->off += n;
+    return n;
+}
+
+h_resp h_req_pieces(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                    const void *body, size_t len, size_t piece, const char *const *headers)
+{
+    pieces pc = {body, len, 0, piece ? piece : 1};
+    return request(p, method, path, ctype, NULL, 0, read_pieces, &pc, headers);
 }
 
 h_resp h_req(const mtld_proc *p, const char *method, const char *path, const char *ctype,

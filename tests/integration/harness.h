@@ -39,6 +39,15 @@ h_resp h_req(const mtld_proc *p, const char *method, const char *path, const cha
 /* Same, with extra header lines (NULL-terminated list of "Name: value"). */
 h_resp h_req_headers(const mtld_proc *p, const char *method, const char *path, const char *ctype,
                      const void *body, size_t len, const char *const *headers);
+/* A body sent with Transfer-Encoding: chunked, produced by read (libcurl's
+ * read callback contract: fill up to size*nmemb bytes of buf, return how
+ * many, 0 at the end). */
+typedef size_t (*h_read_fn)(char *buf, size_t size, size_t nmemb, void *ud);
+h_resp h_req_chunked(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                     h_read_fn read, void *ud, const char *const *headers);
+/* The same with a body in memory, handed over at most piece bytes a time. */
+h_resp h_req_pieces(const mtld_proc *p, const char *method, const char *path, const char *ctype,
+                    const void *body, size_t len, size_t piece, const char *const *headers);
 void h_resp_free(h_resp *r);
 /* Parses r->body as JSON (new ref, NULL if it does not parse). */
 json_t *h_json(const h_resp *r);
@@ -52,6 +61,11 @@ json_t *h_get_json(const mtld_proc *p, const char *path, long expect);
 json_t *h_upload(const mtld_proc *p, const char *name, const char *file, long expect);
 /* Polls GET /v1/jobs/{id} until a final state (or timeout seconds). */
 json_t *h_wait_job(const mtld_proc *p, long long id, double timeout);
+
+/* Seconds on the monotonic clock, for deadlines (never for timing claims). */
+double h_now(void);
+/* Sleeps ms milliseconds. */
+void h_sleep_ms(long ms);
 
 /* Reads a whole file (malloc'd); NULL if unreadable. */
 char *h_read_file(const char *path, size_t *len);
