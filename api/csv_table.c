@@ -1012,8 +1012,10 @@ static int map_reader_rc(csv_table_builder *b, int rc, csv_error *err)
                 b->opt.max_field, b->opt.max_field, err->line, col, where);
         return CSV_ELIMIT;
     case CSV_RERR_RECORD_TOO_LONG:
-        set_err(err, err->line, col, "line longer than %zu bytes (limit max_line=%zu) at line %ld",
-                b->opt.max_line, b->opt.max_line, err->line);
+        /* about the whole row: no column (the reader's is only where the
+         * count ran over), and the line is said once, by the prefix */
+        set_err(err, err->line, 0, "line longer than %zu bytes (limit max_line=%zu)",
+                b->opt.max_line, b->opt.max_line);
         return CSV_ELIMIT;
     case CSV_RERR_TOO_MANY_FIELDS:
         if (!b->have_header) {
