@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,12 @@ double h_now(void)
 
 void h_start(mtld_proc *p, const char *dir, const char *const *extra)
 {
+    h_start_rlimit(p, dir, extra, 0);
+}
+
+void h_start_rlimit(mtld_proc *p, const char *dir, const char *const *extra,
+                    unsigned long long as_bytes)
+{
     char ready[300];
     memset(p, 0, sizeof *p);
     snprintf(p->dir, sizeof p->dir, "%s", dir);
@@ -55,6 +62,11 @@ void h_start(mtld_proc *p, const char *dir, const char *const *extra)
     if (p->pid == 0) {
         FILE *log = freopen(logpath, "a", stderr);
         (void)log;
+        if (as_bytes) {
+            struct rlimit rl = {(rlim_t)as_bytes, (rlim_t)as_bytes};
+            if (setrlimit(RLIMIT_AS, &rl) != 0)
+                _exit(126);
+        }
         execv(MTLD_BIN, (char *const *)argv);
         _exit(127);
     }

@@ -23,6 +23,10 @@ void h_tmpdir(char *out, size_t n);
 /* Starts mtld with data dir dir/data and extra args (NULL-terminated, may be
  * NULL); waits until it is listening. Aborts the test on failure. */
 void h_start(mtld_proc *p, const char *dir, const char *const *extra);
+/* The same, with the daemon's address space limited to as_bytes
+ * (RLIMIT_AS; 0 = no limit), so a big allocation really fails. */
+void h_start_rlimit(mtld_proc *p, const char *dir, const char *const *extra,
+                    unsigned long long as_bytes);
 /* Sends sig and waits for exit; returns the exit status (or 128+signal). */
 int h_stop(mtld_proc *p, int sig);
 

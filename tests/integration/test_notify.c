@@ -51,9 +51,22 @@ static int file_has(const char *path, const char *needle)
  * queue (a unix datagram socket holds few unread messages). */
 typedef struct {
     int fd;
+    pthread_mutex_t mu; /* guards n and msgs (the test polls them) */
     int n;
     char msgs[512][128];
 } listener;
+
+/* How many messages so far start with prefix (and contain needle, if given). */
+static int count_msgs(listener *l, const char *prefix, const char *needle)
+{
+    int k = 0;
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->n; i++)
+        if (!strncmp(l->msgs[i], prefix, strlen(prefix)) && (!needle || strstr(l->msgs[i], needle)))
+            k++;
+    pthread_mutex_unlock(&l->mu);
+    return k;
+}
 
 static void *listen_main(void *arg)
 {
@@ -66,10 +79,12 @@ static void *listen_main(void *arg)
         buf[r] = 0;
         if (!strcmp(buf, "QUIT"))
             break;
+        pthread_mutex_lock(&l->mu);
         if (l->n < 512) {
             buf[sizeof l->msgs[0] - 1] = 0;
             memcpy(l->msgs[l->n++], buf, strlen(buf) + 1);
         }
+        pthread_mutex_unlock(&l->mu);
     }
     return NULL;
 }
@@ -90,6 +105,7 @@ START_TEST(sd_notify_in_order)
     static listener l;
     l.fd = fd;
     l.n = 0;
+    pthread_mutex_init(&l.mu, NULL);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, listen_main, &l), 0);
 
@@ -111,7 +127,13 @@ START_TEST(sd_notify_in_order)
     ck_assert_str_eq(json_string_value(json_object_get(done, "state")), "succeeded");
     json_decref(done);
     json_decref(j);
-    sleep_ms(1500); /* a few watchdog periods; STATUS after the change */
+    /* Poll (never a fixed sleep) for a few watchdog pings and the STATUS=
+     * that follows the job's end; the deadline only guards a hang. */
+    for (double end = now_s() + 120; now_s() < end;) {
+        if (count_msgs(&l, "WATCHDOG=1", NULL) >= 3 && count_msgs(&l, "STATUS=", "1 succeeded"))
+            break;
+        sleep_ms(50);
+    }
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
 
     /* Everything mtld sent is queued before it exited: end the reader. */
@@ -119,6 +141,7 @@ START_TEST(sd_notify_in_order)
     ck_assert_int_eq(sendto(q, "QUIT", 4, 0, (struct sockaddr *)&sa, sizeof sa), 4);
     close(q);
     pthread_join(th, NULL);
+    pthread_mutex_destroy(&l.mu);
     close(fd);
     unlink(sock);
     int n = l.n;
@@ -167,20 +190,25 @@ START_TEST(second_sigterm_exits_at_once)
     char path[64], log[400];
     snprintf(path, sizeof path, "/v1/jobs/%lld", id);
     snprintf(log, sizeof log, "%s/mtld.log", DIR_);
-    int running = 0;
-    for (int i = 0; i < 3000 && !running; i++) {
+    /* Wait for a finished step (not just "running": the model may still be
+     * being built, and a stop before the first step has nothing to
+     * checkpoint, so it would end before the second signal): the signal
+     * then lands inside a later second-long step. */
+    int stepping = 0;
+    for (double end = now_s() + 300; now_s() < end && !stepping;) {
         json_t *s = h_get_json(&p, path, 200);
-        running = !strcmp(json_string_value(json_object_get(s, "state")), "running");
+        stepping = !strcmp(json_string_value(json_object_get(s, "state")), "running") &&
+                   json_integer_value(json_object_get(s, "step")) >= 1;
         json_decref(s);
-        sleep_ms(10);
+        if (!stepping)
+            sleep_ms(10);
     }
-    ck_assert(running);
-    sleep_ms(200); /* inside its first step */
+    ck_assert_msg(stepping, "the job never finished a step");
     kill(p.pid, SIGTERM);
     /* The first signal must have been taken before the second is sent
      * (two pending SIGTERMs are one). */
     int seen = 0;
-    for (int i = 0; i < 2000 && !seen; i++) {
+    for (double end = now_s() + 120; now_s() < end && !seen;) {
         seen = file_has(log, "event=stopping");
         if (!seen)
             sleep_ms(2);
@@ -191,7 +219,9 @@ START_TEST(second_sigterm_exits_at_once)
     ck_assert_msg(st == 1, "second SIGTERM: exit status %d, expected 1 (at once)", st);
     ck_assert_msg(!file_has(log, "event=stopped"), "the graceful stop finished first");
     double took = now_s() - t;
-    ck_assert_msg(took < 5, "exit took %.2f s", took);
+    /* "At once" is shown by the status and the missing "stopped" line; the
+     * bound only catches a hang (the machine may be loaded). */
+    ck_assert_msg(took < 30, "exit took %.2f s", took);
 
     /* The job is found again: re-queued and running after a restart, and no
      * half-written checkpoint is left behind. */
@@ -228,7 +258,7 @@ START_TEST(log_level_file_and_sighup)
     ck_assert_int_eq(rename(file, moved), 0);
     kill(p.pid, SIGHUP);
     int ok = 0;
-    for (int i = 0; i < 500 && !ok; i++) {
+    for (double end = now_s() + 60; now_s() < end && !ok;) {
         ok = file_has(file, "event=log_reopened");
         if (!ok)
             sleep_ms(10);
