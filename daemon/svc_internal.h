@@ -124,6 +124,7 @@ typedef struct {
     int checkpoint_every;
     int keep_checkpoints;
     char from_job[65];        /* from_checkpoint: the source job's id ("" = none) */
+    int freeze_trunk;         /* "freeze": "trunk" (finetune): trunk parameters stay fixed */
     /* engine options (svc_spec.c; docs/guide.md has the formulas) */
     double dropout, leaky_slope;
     int layer_norm;

@@ -554,13 +554,29 @@ static int resume(run *r)
     return rc;
 }
 
+/* The shape of tensor name in a safetensors header equals the model's. */
+static int same_shape(const svc__safetensors *st, const char *name, const eng_tensor_info *ti)
+{
+    json_t *shape = json_object_get(json_object_get(st->header, name), "shape");
+    if ((int)json_array_size(shape) != ti->rank)
+        return 0;
+    for (int i = 0; i < ti->rank; i++)
+        if (json_integer_value(json_array_get(shape, (size_t)i)) != ti->shape[i])
+            return 0;
+    return 1;
+}
+
 /* from_checkpoint: copies the source job's latest weights into the freshly
  * initialised model, tensor by tensor. Trunk tensors match by name and
  * shape (the first layer only when the input features are the same); a
  * task's tower and head are taken from the source task of the same name.
- * What does not match keeps its fresh initialisation and is listed in
- * r->from_note. Returns 0, or -1 with msg filled when the source cannot be
- * read. */
+ * A meta-learning checkpoint (layers.<i>.*: the MAML family's last layer is
+ * its head, a protonet's layers are all embedding) maps its layers onto the
+ * trunk and its head onto every task's head, which is how a meta-learned
+ * initialisation is fine-tuned on a new task. What does not match keeps its
+ * fresh initialisation and is listed in r->from_note, with a note for each
+ * head re-initialised. Returns 0, or -1 with msg filled when the source
+ * cannot be read. */
 static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
 {
     store_checkpoint c = {0};
@@ -581,44 +597,90 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
                                0, NULL);
     json_t *stasks = json_loads(str_or(json_string_value(json_object_get(meta, "tasks")), "[]"),
                                 0, NULL);
+    const char *fmt = str_or(json_string_value(json_object_get(meta, "format")), "");
+    int from_meta = !strcmp(fmt, "mtld-meta-checkpoint-1");
+    int meta_head = -1; /* the meta network's head layer (-1: none, e.g. protonet) */
+    if (from_meta) {
+        json_t *net = json_loads(str_or(json_string_value(json_object_get(meta, "network")), "{}"),
+                                 0, NULL);
+        const char *alg = str_or(json_string_value(json_object_get(meta, "algorithm")), "");
+        int L = (int)json_array_size(json_object_get(net, "dims")) - 1;
+        if (strcmp(alg, "protonet") && L >= 1)
+            meta_head = L - 1;
+        json_decref(net);
+    }
     int same_inputs = json_equal(feats, r->jd.input_names);
-    json_t *copied = json_array(), *reinit = json_array();
+    json_t *copied = json_array(), *reinit = json_array(), *notes = json_array();
     float *p = eng_mtl_params(r->model);
     int nt = eng_mtl_ntensors(r->model);
     for (int i = 0; i < nt; i++) {
         eng_tensor_info ti;
-        char sname[96];
+        char sname[96] = "";
         eng_mtl_tensor(r->model, i, &ti);
-        int ok = 0, t = -1, off = 0;
+        int ok = 0, t = -1, off = 0, li = -1, head = 0;
         if (!strncmp(ti.name, "trunk.", 6)) {
-            snprintf(sname, sizeof sname, "%s", ti.name);
+            if (from_meta && sscanf(ti.name, "trunk.%d.%n", &li, &off) == 1)
+                snprintf(sname, sizeof sname, "layers.%d.%s", li, ti.name + off);
+            else
+                snprintf(sname, sizeof sname, "%s", ti.name);
             ok = same_inputs || strncmp(ti.name, "trunk.0.", 8) != 0;
         } else if (sscanf(ti.name, "tasks.%d.%n", &t, &off) == 1 && t >= 0 &&
                    t < r->jd.n_tasks) {
-            /* the source index of the task with the same name */
-            size_t k;
-            json_t *to;
-            json_array_foreach(stasks, k, to)
-            {
-                const char *nm = json_string_value(json_object_get(to, "name"));
-                if (nm && !strcmp(nm, r->jd.task[t].name)) {
-                    snprintf(sname, sizeof sname, "tasks.%zu.%s", k, ti.name + off);
-                    ok = 1;
+            head = !strncmp(ti.name + off, "head.", 5);
+            if (from_meta) {
+                if (head && meta_head >= 0) {
+                    snprintf(sname, sizeof sname, "layers.%d.%s", meta_head, ti.name + off + 5);
+                    ok = same_inputs || meta_head > 0;
+                }
+            } else {
+                /* the source index of the task with the same name */
+                size_t k;
+                json_t *to;
+                json_array_foreach(stasks, k, to)
+                {
+                    const char *nm = json_string_value(json_object_get(to, "name"));
+                    if (nm && !strcmp(nm, r->jd.task[t].name)) {
+                        snprintf(sname, sizeof sname, "tasks.%zu.%s", k, ti.name + off);
+                        ok = 1;
+                    }
                 }
             }
         }
         /* the source's values go through a scratch copy (Adam's m, zeroed
          * again below) so a shape mismatch leaves the fresh weights intact */
-        if (ok && svc__safetensors_get(&st, sname, r->m + ti.offset, ti.count) == 0) {
+        if (ok && same_shape(&st, sname, &ti) &&
+            svc__safetensors_get(&st, sname, r->m + ti.offset, ti.count) == 0) {
             memcpy(p + ti.offset, r->m + ti.offset, ti.count * sizeof(float));
             json_array_append_new(copied, json_string(ti.name));
-        } else {
-            json_array_append_new(reinit, json_string(ti.name));
+            continue;
         }
+        json_array_append_new(reinit, json_string(ti.name));
+        if (!head || !strstr(ti.name, ".weight"))
+            continue;
+        /* a head that could not be copied: say why */
+        json_t *sh = json_object_get(json_object_get(st.header, sname), "shape");
+        char note[300];
+        const svc__jd_task *jt = &r->jd.task[t];
+        int want = jt->classification ? jt->n_classes : 1;
+        if (sname[0] && json_array_size(sh) == 2)
+            snprintf(note, sizeof note,
+                     "task '%s': head re-initialised, it has %d output%s here and %lld in the "
+                     "checkpoint",
+                     jt->name, want, want == 1 ? "" : "s",
+                     (long long)json_integer_value(json_array_get(sh, 0)));
+        else
+            snprintf(note, sizeof note, "task '%s': head re-initialised, the checkpoint has "
+                     "no head for it", jt->name);
+        json_array_append_new(notes, json_string(note));
     }
     memset(r->m, 0, eng_mtl_nparams(r->model) * sizeof *r->m);
     r->from_note = json_pack("{s:I,s:I,s:o,s:o}", "job", (json_int_t)src, "step",
                              (json_int_t)c.step, "copied", copied, "reinitialised", reinit);
+    if (json_array_size(notes))
+        json_object_set(r->from_note, "notes", notes);
+    if (from_meta)
+        json_object_set_new(r->from_note, "format", json_string(fmt));
+    json_decref(notes);
     SVC_LOG(SVC_LOG_INFO, "from_checkpoint", "job=%lld source_job=%lld source_step=%lld "
             "copied=%zu reinitialised=%zu", (long long)r->job_id, (long long)src,
             (long long)c.step, json_array_size(copied), json_array_size(reinit));
@@ -629,6 +691,29 @@ done:
     svc__safetensors_clear(&st);
     store_checkpoint_clear(&c);
     return rc;
+}
+
+/* "freeze": "trunk": the trunk's tensors must be a prefix of the flat
+ * parameter block (they are: mtl.c lays the trunk out first), so the
+ * optimiser simply steps the rest. Returns that prefix's length, or
+ * (size_t)-1 if the layout does not allow it. */
+static size_t trunk_prefix(const eng_mtl *m)
+{
+    size_t end = 0;
+    int nt = eng_mtl_ntensors(m);
+    for (int i = 0; i < nt; i++) {
+        eng_tensor_info ti;
+        eng_mtl_tensor(m, i, &ti);
+        if (!strncmp(ti.name, "trunk.", 6) && ti.offset + ti.count > end)
+            end = ti.offset + ti.count;
+    }
+    for (int i = 0; i < nt; i++) {
+        eng_tensor_info ti;
+        eng_mtl_tensor(m, i, &ti);
+        if (strncmp(ti.name, "trunk.", 6) && ti.offset < end)
+            return (size_t)-1;
+    }
+    return end;
 }
 
 /* A fresh start: seeded initialisation, zero moments, no metrics, then
@@ -782,6 +867,15 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     }
     r.spe = (r.jd.n_train + (size_t)r.sp.batch_size - 1) / (size_t)r.sp.batch_size;
     r.total = (int64_t)r.spe * r.sp.epochs;
+    size_t frozen = 0; /* leading parameters the optimiser leaves alone */
+    if (r.sp.freeze_trunk) {
+        frozen = trunk_prefix(r.model);
+        if (frozen == (size_t)-1 || frozen >= np) {
+            fail_job(&r, "invalid_spec", "'freeze': this model's trunk cannot be frozen "
+                                         "(its layout is not a leading block)");
+            goto out;
+        }
+    }
 
     if (resume(&r) == 0 && fresh_start(&r, msg, sizeof msg) != 0) {
         fail_job(&r, "checkpoint_unreadable", msg);
@@ -881,8 +975,8 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             goto out;
         }
         rc = eng_opt_step(&opt, eng_schedule_lr(&sched, r.sp.lr, (long)r.step + 1, (long)planned),
-                          eng_mtl_params(r.model), eng_mtl_grads(r.model), r.m, r.v, np,
-                          (long)r.step + 1);
+                          eng_mtl_params(r.model) + frozen, eng_mtl_grads(r.model) + frozen,
+                          r.m + frozen, r.v + frozen, np - frozen, (long)r.step + 1);
         if (rc != ENG_OK) {
             snprintf(msg, sizeof msg,
                      "a gradient of the shared layers became non-finite at step %lld",
@@ -958,6 +1052,8 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
                                       r.total < planned, "steps_per_epoch", (json_int_t)r.spe));
     if (r.from_note)
         json_object_set(res, "from_checkpoint", r.from_note);
+    if (r.sp.freeze_trunk)
+        json_object_set_new(res, "frozen_parameters", json_integer((json_int_t)frozen));
     char *text = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(res);
     if (!text || store_job_set_results(s->db, job_id, text) != STORE_OK) {

@@ -57,11 +57,6 @@ static int apply_algorithm(svc__spec *sp, json_t *v, const char *path, svc_error
     for (size_t i = 0; i < sizeof alg_names / sizeof alg_names[0]; i++)
         if (strcmp(a, alg_names[i]) == 0) {
             sp->algorithm = (svc__algorithm)i;
-            if (i == SVC_ALG_FINETUNE)
-                return svc__fail(e, SVC_EUNSUPPORTED, path,
-                                 "algorithm '%s' is not available in this build yet "
-                                 "(available: multitask, maml, fomaml, reptile, anil, metasgd, "
-                                 "protonet)", a);
             return SVC_OK;
         }
     return svc__fail(e, SVC_EINVAL, path,
@@ -378,6 +373,15 @@ static int apply_from_checkpoint(svc__spec *sp, json_t *v, const char *path, svc
     return SVC_OK;
 }
 
+static int apply_freeze(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    const char *f = json_string_value(v);
+    if (strcmp(f, "trunk") && strcmp(f, "none"))
+        return svc__fail(e, SVC_EINVAL, path, "'%s' must be \"trunk\" or \"none\"", path);
+    sp->freeze_trunk = !strcmp(f, "trunk");
+    return SVC_OK;
+}
+
 static const rule rules[] = {
     {"name", K_STR, 0, 0, NOFF, 0, apply_name, 1},
     {"algorithm", K_STR, 0, 0, NOFF, 0, apply_algorithm, 1},
@@ -423,6 +427,7 @@ static const rule rules[] = {
     {"steps", K_ANY, 0, 0, NOFF, 0, NULL, 1},
     {"eval", K_ANY, 0, 0, NOFF, 0, NULL, 1},
     {"from_checkpoint", K_ANY, 0, 0, NOFF, 0, apply_from_checkpoint, 1},
+    {"freeze", K_STR, 0, 0, NOFF, 0, apply_freeze, 1},
 };
 
 static const rule *find_rule(const char *path)
@@ -560,6 +565,11 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     rc = resolve_es_task(&sp, e);
     if (rc != SVC_OK)
         return rc;
+    if (sp.algorithm == SVC_ALG_FINETUNE && !sp.from_job[0])
+        return svc__fail(e, SVC_EINVAL, "from_checkpoint",
+                         "'from_checkpoint' is required: finetune starts from a checkpoint");
+    if (json_object_get(spec, "freeze") && sp.algorithm != SVC_ALG_FINETUNE)
+        return svc__fail(e, SVC_EINVAL, "freeze", "'freeze' applies to algorithm finetune only");
     svc__meta_spec ms;
     rc = svc__meta_spec_parse(spec, &sp, &ms, e);
     if (rc != SVC_OK)

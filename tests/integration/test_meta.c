@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,97 @@ START_TEST(spec_errors_name_the_key)
 }
 END_TEST
 
+/* The bytes of tensor name in a safetensors file held in memory. */
+static const unsigned char *tensor_bytes(const h_resp *r, const char *name, size_t *n)
+{
+    uint64_t hl = 0;
+    ck_assert(r->len > 8);
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | (unsigned char)r->body[i];
+    ck_assert(8 + hl <= r->len);
+    json_t *h = json_loadb(r->body + 8, (size_t)hl, 0, NULL);
+    ck_assert_ptr_nonnull(h);
+    json_t *offs = json_object_get(json_object_get(h, name), "data_offsets");
+    ck_assert_msg(json_array_size(offs) == 2, "no tensor %s", name);
+    size_t b = (size_t)json_integer_value(json_array_get(offs, 0));
+    *n = (size_t)json_integer_value(json_array_get(offs, 1)) - b;
+    json_decref(h);
+    return (const unsigned char *)r->body + 8 + hl + b;
+}
+
+static int in_array(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && strstr(json_string_value(v), s))
+            return 1;
+    }
+    return 0;
+}
+
+/* Task-level flow: meta-learn an initialisation (5-way MAML on letters),
+ * then "finetune" it on the 26-class task with the trunk frozen: the
+ * meta-learned layers become the trunk, the 5-way head is re-initialised
+ * with a note, and the trunk never moves. */
+START_TEST(finetune_from_meta_checkpoint)
+{
+    json_decref(h_upload(&P, "letters", h_src("data/letters/letters.csv"), 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"lettr\",\"dataset\":\"letters\",\"target\":\"lettr\","
+                            "\"kind\":\"classification\"}",
+                            201));
+    long long a = submit("{\"algorithm\":\"maml\",\"tasks\":[\"lettr\"],\"model\":{\"trunk\":[32,32]},"
+                         "\"episodes\":{\"ways\":5,\"shots\":1,\"queries\":5},"
+                         "\"inner\":{\"lr\":0.5},\"meta_batch\":5,\"steps\":100,"
+                         "\"eval\":{\"episodes\":20}}");
+    json_decref(finished(a, 120));
+    expect_422("{\"algorithm\":\"finetune\",\"tasks\":[\"lettr\"]}", "from_checkpoint", "required");
+    expect_422("{\"algorithm\":\"multitask\",\"tasks\":[\"lettr\"],\"freeze\":\"trunk\"}", "freeze",
+               "finetune");
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "{\"algorithm\":\"finetune\",\"tasks\":[\"lettr\"],\"freeze\":\"bottom\","
+             "\"from_checkpoint\":%lld}", a);
+    expect_422(spec, "freeze", "trunk");
+    snprintf(spec, sizeof spec,
+             "{\"algorithm\":\"finetune\",\"tasks\":[\"lettr\"],\"model\":{\"trunk\":[32,32]},"
+             "\"freeze\":\"trunk\",\"from_checkpoint\":%lld,\"epochs\":1,\"batch_size\":256,"
+             "\"optimizer\":{\"lr\":0.01}}", a);
+    long long b = submit(spec);
+    json_t *job = finished(b, 120);
+    json_t *res = json_object_get(job, "results");
+    json_t *fc = json_object_get(res, "from_checkpoint");
+    ck_assert(in_array(json_object_get(fc, "copied"), "trunk.0.weight"));
+    ck_assert(in_array(json_object_get(fc, "copied"), "trunk.1.bias"));
+    ck_assert(in_array(json_object_get(fc, "reinitialised"), "tasks.0.head.weight"));
+    ck_assert_msg(in_array(json_object_get(fc, "notes"), "26 outputs here and 5 in the checkpoint"),
+                  "no note on the head");
+    ck_assert_int_eq(json_integer_value(json_object_get(res, "frozen_parameters")),
+                     16 * 32 + 32 + 32 * 32 + 32);
+    ck_assert_double_gt(num_at(res, "lettr", "accuracy"), 0.2); /* chance: 1/26 */
+    json_decref(job);
+    /* the frozen trunk is bit for bit the meta-learned layers */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/checkpoints/latest", a);
+    h_resp ra = h_req(&P, "GET", path, NULL, NULL, 0);
+    snprintf(path, sizeof path, "/v1/jobs/%lld/checkpoints/latest", b);
+    h_resp rb = h_req(&P, "GET", path, NULL, NULL, 0);
+    ck_assert(ra.status == 200 && rb.status == 200);
+    static const char *const pairs[][2] = {{"layers.0.weight", "trunk.0.weight"},
+                                           {"layers.1.bias", "trunk.1.bias"}};
+    for (int i = 0; i < 2; i++) {
+        size_t na, nb;
+        const unsigned char *pa = tensor_bytes(&ra, pairs[i][0], &na);
+        const unsigned char *pb = tensor_bytes(&rb, pairs[i][1], &nb);
+        ck_assert(na == nb && na > 0 && !memcmp(pa, pb, na));
+    }
+    h_resp_free(&ra);
+    h_resp_free(&rb);
+}
+END_TEST
+
 Suite *meta_jobs_suite(void)
 {
     Suite *s = suite_create("meta");
@@ -465,6 +557,7 @@ Suite *meta_jobs_suite(void)
     tcase_add_test(tc, resume_is_exact);
     tcase_add_test(tc, spec_errors_name_the_key);
     tcase_add_test(tc, test_task_meta_tests_elsewhere);
+    tcase_add_test(tc, finetune_from_meta_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
