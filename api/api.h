@@ -29,6 +29,8 @@ typedef struct {
     size_t max_predict_rows;   /* rows in one POST /v1/jobs/{id}/predict (0 = 10000) */
     unsigned max_watchers;     /* GET /v1/jobs/{id}/events streams per job (0 = 16) */
     unsigned max_json_depth;   /* nesting of arrays/objects in a JSON body (0 = 32) */
+    size_t max_header_bytes;   /* request header lines, summed (0 = 16 KiB): beyond, 431 */
+    size_t max_uri;            /* path and query of a request (0 = 8 KiB): beyond, 414 */
 } api_config;
 
 typedef struct api_server api_server;

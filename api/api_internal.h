@@ -35,11 +35,14 @@ typedef struct {
     /* what was answered (api_reply.c records it), for /metrics */
     unsigned status;
     double t_start;           /* CLOCK_MONOTONIC seconds at the headers */
+    int recorded;             /* counted in the /metrics figures already */
     /* Idempotency-Key of a creating POST: the reply is captured to record it */
     char idem_key[256];
     char *reply_body, reply_ctype[64];
     size_t reply_len;
     int close_after;          /* add "Connection: close" to the reply */
+    int retry_after;          /* add "Retry-After: N" (seconds) to the reply */
+    char allow[96];           /* a 405: the Allow header */
 } api__req;
 
 /* The request the current thread is answering (set around every call into
@@ -107,8 +110,9 @@ struct api_server {
     pthread_t ticker;
     int ticker_started;
     pthread_cond_t ticker_cv; /* wakes the ticker to stop (with sse_mu) */
-    /* per-IP connection counts */
-    pthread_mutex_t ip_mu;    /* guards ips */
+    /* connection counts, in total and per address */
+    pthread_mutex_t ip_mu;    /* guards n_conns, ips */
+    unsigned n_conns;
     api__ip_count *ips;
     size_t n_ips, cap_ips;
 };
@@ -166,6 +170,9 @@ void api__idem_unfinished(api__req *r);
 void api__upload_begin(struct api_server *a, struct MHD_Connection *c, api__req *r);
 /* One chunk of body (raw bytes as received). */
 void api__upload_chunk(struct api_server *a, api__req *r, const char *data, size_t n);
+/* At the headers, after Idempotency-Key: answers 409 (*done = 1) when the
+ * dataset's name is already taken. */
+enum MHD_Result api__upload_name_free(struct MHD_Connection *c, api__req *r, int *done);
 /* End of body (the handler of POST /v1/datasets): commit and reply. */
 enum MHD_Result api__upload_finish(struct MHD_Connection *c, api__req *r);
 /* Request over: discards an upload that was not committed. NULL is fine. */

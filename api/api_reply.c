@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api_internal.h"
 
@@ -38,13 +39,23 @@ unsigned api__svc_status(int code)
 _Thread_local api__req *api__cur;
 
 /* Notes what was sent on the current request: its status for /metrics, and
- * for an Idempotency-Key request a copy of the reply to record. */
+ * for an Idempotency-Key request a copy of the reply to record. The request
+ * is counted now, when its reply is queued, so a client that has its reply
+ * sees it counted in the next GET /metrics (the completion hook runs after
+ * the reply is on the wire, too late for that). */
 static void note_reply(unsigned status, const char *ctype, const char *buf, size_t len)
 {
     api__req *r = api__cur;
     if (!r)
         return;
     r->status = status;
+    if (!r->recorded && r->srv) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+        api__stats_record(r->srv, r->route, status, now - r->t_start);
+        r->recorded = 1;
+    }
     if (r->idem_key[0] && buf) {
         free(r->reply_body);
         r->reply_body = malloc(len + 1);
@@ -78,6 +89,13 @@ static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, co
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (api__cur && api__cur->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (api__cur && api__cur->retry_after) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", api__cur->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED && api__cur && api__cur->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, api__cur->allow);
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;

@@ -67,7 +67,58 @@ static int content_type_is(struct MHD_Connection *c, const char *want)
     return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* Phase 1. Returns MHD_YES with *done = 1 if a response was queued. */
+/* Per-connection context (libmicrohttpd's socket context): whether this
+ * connection is over the per-address or the total limit (begin() answers it
+ * 429 / 503 and closes it). */
+typedef struct {
+    int over_ip;
+    int over_total;
+    uint32_t ip;
+    int counted;
+} conn_ctx;
+
+static enum MHD_Result sum_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    (void)kind;
+    size_t *n = cls;
+    *n += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* The methods route path `url` answers, "GET, HEAD, DELETE" style, for
+ * the Allow header of a 405. HEAD goes with every GET that is not a stream. */
+static void allowed_methods(const char *url, char *out, size_t n)
+{
+    char params[API__MAX_PARAMS][160];
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < api__n_routes; i++) {
+        if (!match(api__routes[i].pattern, url, params))
+            continue;
+        const char *m = api__routes[i].method;
+        int head = !strcmp(m, "GET") && !(api__routes[i].flags & API__STREAM);
+        int k = snprintf(out + len, n - len, "%s%s%s", len ? ", " : "", m, head ? ", HEAD" : "");
+        if (k < 0 || (size_t)k >= n - len)
+            break;
+        len += (size_t)k;
+    }
+}
+
+/* Whether route i answers method: its own, or HEAD for a GET that is not a
+ * stream (libmicrohttpd sends the headers of the GET reply without its
+ * body). */
+static int method_ok(const api__route *rt, const char *method)
+{
+    if (!strcmp(rt->method, method))
+        return 1;
+    return !strcmp(method, "HEAD") && !strcmp(rt->method, "GET") && !(rt->flags & API__STREAM);
+}
+
+/* Phase 1. Returns MHD_YES with *done = 1 if a response was queued.
+ * Everything that can be judged from the request line and headers is judged
+ * here, so a request that is refused is refused before its body is read
+ * (libmicrohttpd then sends no "100 Continue" and closes the connection). */
 static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, const char *url,
                              const char *method, api__req *r, int *done)
 {
@@ -75,28 +126,60 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
     *done = 1;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (ci && ci->socket_context && *(const int *)ci->socket_context) {
+    const conn_ctx *cc = ci ? ci->socket_context : NULL;
+    if (cc && cc->over_ip) {
         r->close_after = 1;
         return api__reply_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_connections", NULL,
                                 "more than %u connections from this address "
                                 "(max_connections_per_ip)",
                                 a->cfg.max_connections_per_ip);
     }
+    if (cc && cc->over_total) {
+        r->close_after = 1;
+        r->retry_after = 1;
+        return api__reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections", NULL,
+                                "the server has its limit of %u connections open "
+                                "(max_connections): retry later",
+                                a->cfg.max_connections);
+    }
+    /* Sizes libmicrohttpd would accept (its memory pool is far larger) but
+     * we do not: answered here so the error has the JSON shape. */
+    size_t uri = strlen(url), hdr = 0;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, sum_kv, &uri);
+    if (uri > a->cfg.max_uri) {
+        r->close_after = 1;
+        return api__reply_error(c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", NULL,
+                                "the request's path and query are longer than %zu bytes "
+                                "(max_uri)",
+                                a->cfg.max_uri);
+    }
+    MHD_get_connection_values(c, MHD_HEADER_KIND, sum_kv, &hdr);
+    if (hdr > a->cfg.max_header_bytes) {
+        r->close_after = 1;
+        return api__reply_error(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                "headers_too_large", NULL,
+                                "the request's header lines are larger than %zu bytes "
+                                "(max_header_bytes)",
+                                a->cfg.max_header_bytes);
+    }
     char params[API__MAX_PARAMS][160] = {{0}};
     for (size_t i = 0; i < api__n_routes; i++) {
         if (!match(api__routes[i].pattern, url, params))
             continue;
         path_matched = 1;
-        if (strcmp(api__routes[i].method, method) != 0)
+        if (!method_ok(&api__routes[i], method))
             continue;
         r->route = &api__routes[i];
         memcpy(r->params, params, sizeof params);
         break;
     }
     if (!r->route) {
-        if (path_matched)
+        if (path_matched) {
+            allowed_methods(url, r->allow, sizeof r->allow);
             return api__reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
-                                    "%s is not allowed on %s", method, url);
+                                    "%s is not allowed on %s (allowed: %s)", method, url,
+                                    r->allow);
+        }
         return api__reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s %s",
                                 method, url);
     }
@@ -120,8 +203,23 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                     NULL,
                                     "the body must be JSON (Content-Type: application/json)");
     }
+    if (r->route->body == BODY_CSV) {
+        /* Query options, Content-Encoding, the dataset's name: all known now,
+         * so a bad one is answered before a byte of the upload is read. */
+        api__upload_begin(a, c, r);
+        if (r->err_status) {
+            r->close_after = 1;
+            return api__reply_error(c, (unsigned)r->err_status, r->err_code, r->err_field, "%s",
+                                    r->err_msg);
+        }
+    }
     /* An upload is stored as it arrives: its Idempotency-Key is settled now. */
-    return api__idem_early(c, r, done);
+    enum MHD_Result rc = api__idem_early(c, r, done);
+    if (*done || r->route->body != BODY_CSV)
+        return rc;
+    /* A name already taken is refused now too (after the key: a retry of an
+     * upload that was stored replays its 201 instead). */
+    return api__upload_name_free(c, r, done);
 }
 
 /* Phase 2: one chunk of body. */
@@ -202,8 +300,6 @@ static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *c, con
         enum MHD_Result rc = begin(a, c, url, method, r, &done);
         if (done)
             return rc;
-        if (r->route->body == BODY_CSV)
-            api__upload_begin(a, c, r); /* options, limits, encoding: api_upload.c */
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -240,7 +336,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     api__req *r = *con_cls;
     if (!r)
         return;
-    api__stats_record(a, r->route, r->status, mono_now() - r->t_start);
+    if (!r->recorded) /* never answered: a client that went away mid-request */
+        api__stats_record(a, r->route, r->status, mono_now() - r->t_start);
     api__idem_unfinished(r);
     free(r->reply_body);
     free(r->body);
@@ -312,14 +409,6 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, s
     return 0;
 }
 
-/* Per-connection context (MHD's socket context): whether this connection is
- * over the per-address limit (begin() answers it 429 and closes it). The
- * first member is what begin() reads. */
-typedef struct {
-    int over;
-    uint32_t ip;
-    int counted;
-} conn_ctx;
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
@@ -328,40 +417,47 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_ctx *cc = calloc(1, sizeof *cc);
         *socket_context = cc;
+        if (!cc)
+            return;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (!cc || !ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET ||
-            a->cfg.max_connections_per_ip == 0)
-            return;
-        cc->ip = ((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr.s_addr;
+        int by_ip = ci && ci->client_addr && ci->client_addr->sa_family == AF_INET &&
+                    a->cfg.max_connections_per_ip > 0;
         pthread_mutex_lock(&a->ip_mu);
-        size_t i = 0;
-        while (i < a->n_ips && a->ips[i].ip != cc->ip)
-            i++;
-        if (i == a->n_ips && a->n_ips == a->cap_ips) {
-            size_t cap = a->cap_ips ? 2 * a->cap_ips : 16;
-            api__ip_count *g = realloc(a->ips, cap * sizeof *g);
-            if (g) {
-                a->ips = g;
-                a->cap_ips = cap;
+        cc->counted = 1;
+        cc->over_total = ++a->n_conns > a->cfg.max_connections;
+        if (by_ip) {
+            cc->ip =
+                ((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr.s_addr;
+            size_t i = 0;
+            while (i < a->n_ips && a->ips[i].ip != cc->ip)
+                i++;
+            if (i == a->n_ips && a->n_ips == a->cap_ips) {
+                size_t cap = a->cap_ips ? 2 * a->cap_ips : 16;
+                api__ip_count *g = realloc(a->ips, cap * sizeof *g);
+                if (g) {
+                    a->ips = g;
+                    a->cap_ips = cap;
+                }
             }
-        }
-        if (i < a->cap_ips) {
-            if (i == a->n_ips) {
-                a->ips[i].ip = cc->ip;
-                a->ips[i].count = 0;
-                a->n_ips++;
+            if (i < a->cap_ips) {
+                if (i == a->n_ips) {
+                    a->ips[i].ip = cc->ip;
+                    a->ips[i].count = 0;
+                    a->n_ips++;
+                }
+                a->ips[i].count++;
+                cc->counted = 2;
+                cc->over_ip = a->ips[i].count > a->cfg.max_connections_per_ip;
             }
-            a->ips[i].count++;
-            cc->counted = 1;
-            cc->over = a->ips[i].count > a->cfg.max_connections_per_ip;
         }
         pthread_mutex_unlock(&a->ip_mu);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_ctx *cc = *socket_context;
         if (cc && cc->counted) {
             pthread_mutex_lock(&a->ip_mu);
-            for (size_t i = 0; i < a->n_ips; i++)
+            a->n_conns--;
+            for (size_t i = 0; cc->counted == 2 && i < a->n_ips; i++)
                 if (a->ips[i].ip == cc->ip) {
                     if (--a->ips[i].count == 0)
                         a->ips[i] = a->ips[--a->n_ips];
@@ -401,6 +497,25 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         a->cfg.max_watchers = 16;
     if (!a->cfg.max_json_depth)
         a->cfg.max_json_depth = 32;
+    if (!a->cfg.max_uri)
+        a->cfg.max_uri = 8192;
+    if (!a->cfg.max_header_bytes)
+        a->cfg.max_header_bytes = 16384;
+    if (!a->cfg.max_connections)
+        a->cfg.max_connections = 256;
+    if (!a->cfg.connection_timeout)
+        a->cfg.connection_timeout = 60;
+    /* libmicrohttpd answers some errors itself, with an HTML page: a request
+     * head that does not fit its per-connection memory pool (431 / 414), and
+     * connections over its limit (closed unanswered). Its limits are set well
+     * above ours, so ours are met first and answered with the JSON error
+     * shape: the pool at 1 MiB (reserved address space; only the pages a
+     * request touches are used), the connections at max_connections plus a
+     * margin that begin() answers 503. */
+    size_t pool = 2 * (a->cfg.max_uri + a->cfg.max_header_bytes) + 65536;
+    if (pool < ((size_t)1 << 20))
+        pool = (size_t)1 << 20;
+    unsigned margin = a->cfg.max_connections / 4 > 16 ? a->cfg.max_connections / 4 : 16;
     pthread_mutex_init(&a->ip_mu, NULL);
     pthread_mutex_init(&a->sse_mu, NULL);
     pthread_cond_init(&a->ticker_cv, NULL);
@@ -431,8 +546,9 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
     a->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 4),
-        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 256u,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout ? cfg->connection_timeout : 60u,
+        MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections + margin,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_TIMEOUT,
+        a->cfg.connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_UNESCAPE_CALLBACK,
         &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a, MHD_OPTION_END);
     if (!a->mhd) {

@@ -11,6 +11,10 @@
  * two chunks in the writer's hands, zlib's window and a 64 KiB inflate
  * buffer: about 1 MiB for 16 columns, whatever the file size.
  *
+ * Everything the request line and headers say is judged before the body is
+ * read (api_server.c's begin): the options, the Content-Encoding, and the
+ * dataset's name — valid, and not taken (checked again when the upload is
+ * begun, so a race is still refused) — so a refused upload is not sent.
  * The upload is begun in the store lazily, at the first full chunk (or at
  * the end for a small file), so a request that fails early never touches the
  * store. An error of the store (a taken name, a full disk) stops the parse
@@ -236,6 +240,17 @@ static int stale(void *ctx, size_t seq)
 static void fix(void *ctx, size_t seq, float *rows, size_t n_rows)
 {
     csv_table_builder_fix_chunk(ctx, seq, rows, n_rows);
+}
+
+enum MHD_Result api__upload_name_free(struct MHD_Connection *c, api__req *r, int *done)
+{
+    svc_error e = {0};
+    *done = 0;
+    if (!r->up || svc_dataset_name_check(r->up->svc, r->up->name, &e) == SVC_OK)
+        return MHD_YES;
+    *done = 1;
+    r->close_after = 1;
+    return api__reply_svc_error(c, &e);
 }
 
 enum MHD_Result api__upload_finish(struct MHD_Connection *c, api__req *r)

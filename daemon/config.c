@@ -75,6 +75,10 @@ static const setting settings[] = {
      "GET /v1/jobs/{id}/events streams open on one job at once; more get 429"},
     {"max-json-depth", T_LONG, L(max_json_depth), "32", 2, 1000,
      "nesting depth of arrays and objects in a JSON request body"},
+    {"max-header-bytes", T_LONG, L(max_header_bytes), "16384", 1024, 262144,
+     "bytes of a request's header lines together; more get 431"},
+    {"max-uri", T_LONG, L(max_uri), "8192", 256, 262144,
+     "bytes of a request's path and query; longer get 414"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

@@ -28,6 +28,8 @@ typedef struct {
     long predict_rows;
     long sse_watchers;
     long max_json_depth;
+    long max_header_bytes;
+    long max_uri;
     long max_model_bytes;
     long status_interval;
     int insecure;

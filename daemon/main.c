@@ -199,6 +199,8 @@ int main(int argc, char **argv)
         .max_predict_rows = (size_t)cfg.predict_rows,
         .max_watchers = (unsigned)cfg.sse_watchers,
         .max_json_depth = (unsigned)cfg.max_json_depth,
+        .max_header_bytes = (size_t)cfg.max_header_bytes,
+        .max_uri = (size_t)cfg.max_uri,
     };
     api_server *api = api_start(&ac, s, err, sizeof err);
     if (!api) {

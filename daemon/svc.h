@@ -104,6 +104,11 @@ typedef struct svc_upload svc_upload;
 typedef int (*svc_chunk_stale_fn)(void *ctx, size_t seq);
 typedef void (*svc_chunk_fix_fn)(void *ctx, size_t seq, float *rows, size_t n_rows);
 int svc_upload_begin(svc *s, const char *name, svc_upload **out, svc_error *e);
+/* Whether name can name a new dataset, checked before an upload's body is
+ * read: SVC_EINVAL (field "name") for a name that is not valid, SVC_EEXISTS
+ * when a dataset has it already (svc_upload_begin checks again: a race is
+ * still refused there). */
+int svc_dataset_name_check(svc *s, const char *name, svc_error *e);
 int svc_upload_append(svc_upload *u, const float *rows, size_t n_rows, size_t n_cols,
                       svc_error *e);
 int svc_upload_commit(svc_upload *u, const svc_table *t, svc_chunk_stale_fn stale,

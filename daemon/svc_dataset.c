@@ -185,12 +185,31 @@ static int upload_fail(svc_upload *u, int rc, svc_error *e)
     return svc__store_fail(e, rc, "dataset", u->name);
 }
 
+static int bad_name(svc_error *e)
+{
+    return svc__fail(e, SVC_EINVAL, "name",
+                     "dataset name must be 1-64 characters of letters, digits, '_', '-' or "
+                     "'.', starting with a letter");
+}
+
+int svc_dataset_name_check(svc *s, const char *name, svc_error *e)
+{
+    if (!svc__valid_name(name))
+        return bad_name(e);
+    store_dataset d = {0};
+    int rc = store_dataset_find(s->db, name, &d);
+    store_dataset_clear(&d);
+    if (rc == STORE_OK)
+        return svc__fail(e, SVC_EEXISTS, "name", "a dataset named '%s' already exists", name);
+    if (rc != STORE_ENOTFOUND)
+        return svc__store_fail(e, rc, "dataset", name);
+    return SVC_OK;
+}
+
 int svc_upload_begin(svc *s, const char *name, svc_upload **out, svc_error *e)
 {
     if (!svc__valid_name(name))
-        return svc__fail(e, SVC_EINVAL, "name",
-                         "dataset name must be 1-64 characters of letters, digits, '_', '-' or "
-                         "'.', starting with a letter");
+        return bad_name(e);
     svc_upload *u = calloc(1, sizeof *u);
     if (!u)
         return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");

@@ -15,6 +15,13 @@ h_resp t_req(const mtld_proc *p, const char *method, const char *path, const cha
 /* A TCP connection to the daemon (fd), or -1. */
 int t_connect(const mtld_proc *p);
 
+/* Sends req as it is over a new connection and reads the reply into out
+ * (NUL-terminated) until the server closes, a whole reply has arrived, or
+ * timeout_s seconds pass without a byte; returns the bytes read. For what
+ * libcurl will not send: a body announced but never sent, bad framing. */
+size_t t_raw(const mtld_proc *p, const char *req, size_t len, char *out, size_t n,
+             int timeout_s);
+
 typedef struct {
     long long id;       /* 0 when the event had no id line */
     char type[16];

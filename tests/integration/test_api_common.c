@@ -1,4 +1,5 @@
 /* tests/integration/test_api_common.c — see test_api.h. */
+#define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "tests/integration/test_api.h"
@@ -121,6 +123,39 @@ int t_connect(const mtld_proc *p)
         return -1;
     }
     return fd;
+}
+
+size_t t_raw(const mtld_proc *p, const char *req, size_t len, char *out, size_t n,
+             int timeout_s)
+{
+    size_t got = 0;
+    out[0] = 0;
+    int fd = t_connect(p);
+    if (fd < 0)
+        return 0;
+    struct timeval tv = {timeout_s, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    while (got + 1 < n) {
+        ssize_t r = recv(fd, out + got, n - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        out[got] = 0;
+        /* a complete reply with Content-Length is enough (keep-alive) */
+        const char *end = strstr(out, "\r\n\r\n");
+        const char *cl = strcasestr(out, "\r\nContent-Length: ");
+        if (end && cl && cl < end &&
+            got >= (size_t)(end + 4 - out) + (size_t)strtoul(cl + 18, NULL, 10))
+            break;
+    }
+    close(fd);
+    return got;
 }
 
 /* Splits a stream into events: blocks separated by a blank line, whose

@@ -7,12 +7,14 @@
  * across a restart), GET /metrics in the Prometheus text format, and
  * docs/openapi.yaml naming every route the server serves.
  */
+#define _GNU_SOURCE /* strcasestr */
 #include <check.h>
 #include <nettle/sha2.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -361,13 +363,48 @@ START_TEST(every_error_status_has_the_json_shape)
 }
 END_TEST
 
+/* A connection that has had one reply (so the daemon surely counts it),
+ * kept open. */
+static int held_connection(void)
+{
+    int fd = t_connect(&P);
+    ck_assert(fd >= 0);
+    static const char req[] = "GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    ck_assert(n > 12);
+    buf[n] = 0;
+    ck_assert_msg(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+    return fd;
+}
+
+/* Status and the JSON error's code of a raw reply. */
+static void expect_raw(const char *reply, int status, const char *code, const char *field)
+{
+    char want[64];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", status);
+    ck_assert_msg(!strncmp(reply, want, strlen(want)), "want %d, got:\n%s", status, reply);
+    ck_assert_msg(strcasestr(reply, "\r\nContent-Type: application/json") != NULL,
+                  "not JSON:\n%s", reply);
+    const char *body = strstr(reply, "\r\n\r\n");
+    ck_assert_ptr_nonnull(body);
+    json_error_t je;
+    json_t *j = json_loads(body + 4, 0, &je);
+    ck_assert_msg(j != NULL, "body does not parse: %s", body + 4);
+    json_t *e = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "code")), code);
+    ck_assert(json_is_string(json_object_get(e, "message")));
+    if (field)
+        ck_assert_str_eq(json_string_value(json_object_get(e, "field")), field);
+    json_decref(j);
+}
+
 START_TEST(limits_per_address_and_header_size)
 {
     const char *extra[] = {"--max-connections-per-ip", "2", NULL};
     h_start(&P, DIR_, extra);
-    int a = t_connect(&P), b = t_connect(&P);
-    ck_assert(a >= 0 && b >= 0);
-    usleep(200 * 1000); /* let the daemon accept both */
+    int a = held_connection(), b = held_connection();
     expect(h_req(&P, "GET", "/v1/jobs", NULL, NULL, 0), 429, "too_many_connections",
            "max_connections_per_ip", NULL);
     close(a);
@@ -380,17 +417,142 @@ START_TEST(limits_per_address_and_header_size)
     }
     ck_assert_int_eq(ok.status, 200);
     h_resp_free(&ok);
-    /* a header libmicrohttpd cannot hold is still answered with a status */
+    /* headers and URIs over our limits (well inside libmicrohttpd's) are
+     * answered by us, in the JSON error shape, not by its HTML pages */
     size_t n = 100000;
     char *hdr = malloc(n + 16);
     memcpy(hdr, "X-Big: ", 7);
     memset(hdr + 7, 'a', n);
     hdr[7 + n] = 0;
     const char *hs[] = {hdr, NULL};
-    h_resp r = h_req_headers(&P, "GET", "/v1/jobs", NULL, NULL, 0, hs);
-    ck_assert_msg(r.status >= 400 && r.status < 500, "status %ld", r.status);
-    h_resp_free(&r);
+    expect(h_req_headers(&P, "GET", "/v1/jobs", NULL, NULL, 0, hs), 431, "headers_too_large",
+           "max_header_bytes", NULL);
+    char *path = malloc(n + 32);
+    memcpy(path, "/v1/jobs?x=", 11);
+    memset(path + 11, 'b', n);
+    path[11 + n] = 0;
+    size_t rl = n + 128;
+    char *req = malloc(rl), reply[4096];
+    snprintf(req, rl, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    t_raw(&P, req, strlen(req), reply, sizeof reply, 30);
+    expect_raw(reply, 414, "uri_too_long", NULL);
+    snprintf(req, rl, "GET /v1/%s HTTP/1.1\r\nHost: t\r\n\r\n", path + 11);
+    t_raw(&P, req, strlen(req), reply, sizeof reply, 30);
+    expect_raw(reply, 414, "uri_too_long", NULL);
+    free(req);
+    free(path);
     free(hdr);
+}
+END_TEST
+
+/* Over --max-connections a connection is answered 503 with the JSON shape
+ * and Retry-After (libmicrohttpd itself would close it unanswered). */
+START_TEST(connection_limit_is_answered)
+{
+    const char *extra[] = {"--max-connections", "2", "--max-connections-per-ip", "0", NULL};
+    h_start(&P, DIR_, extra);
+    int a = held_connection(), b = held_connection();
+    char hdrs[2048];
+    h_resp r = t_req(&P, "GET", "/v1/jobs", NULL, NULL, 0, NULL, hdrs, sizeof hdrs);
+    ck_assert_msg(strcasestr(hdrs, "\r\nRetry-After: ") != NULL, "no Retry-After:\n%s", hdrs);
+    expect(r, 503, "too_many_connections", "max_connections", NULL);
+    close(a);
+    close(b);
+    h_resp ok = h_req(&P, "GET", "/v1/jobs", NULL, NULL, 0);
+    for (int i = 0; i < 50 && ok.status != 200; i++) {
+        h_resp_free(&ok);
+        usleep(100 * 1000);
+        ok = h_req(&P, "GET", "/v1/jobs", NULL, NULL, 0);
+    }
+    ck_assert_int_eq(ok.status, 200);
+    h_resp_free(&ok);
+}
+END_TEST
+
+/* An upload whose query or headers are wrong is refused at its headers:
+ * the reply comes although the announced 100 MB body is never sent. */
+START_TEST(uploads_are_refused_before_their_body)
+{
+    h_start(&P, DIR_, NULL);
+    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    static const struct {
+        const char *query, *extra;
+        int status;
+        const char *code, *field;
+    } cases[] = {
+        {"name=1bad", "", 422, "invalid", "name"},
+        {"name=a%2Fb", "", 422, "invalid", "name"},
+        {"", "", 422, "invalid", "name"},
+        {"name=so", "", 409, "already_exists", "name"},
+        {"name=fresh&delimiter=x", "", 422, "invalid", "delimiter"},
+        {"name=fresh&header=maybe", "", 422, "invalid", "header"},
+        {"name=fresh&missing=guess", "", 422, "invalid", "missing"},
+        {"name=fresh", "Content-Encoding: br\r\n", 415, "unsupported_media_type", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[512], reply[4096];
+        snprintf(req, sizeof req,
+                 "POST /v1/datasets?%s HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+                 "Content-Length: 100000000\r\n%s\r\n",
+                 cases[i].query, cases[i].extra);
+        t_raw(&P, req, strlen(req), reply, sizeof reply, 60);
+        expect_raw(reply, cases[i].status, cases[i].code, cases[i].field);
+        ck_assert_msg(strcasestr(reply, "\r\nConnection: close") != NULL, "%s", reply);
+    }
+    json_t *l = h_get_json(&P, "/v1/datasets", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 1);
+    json_decref(l);
+}
+END_TEST
+
+/* 405 says what is allowed; HEAD works wherever GET does (but streams). */
+START_TEST(allow_header_and_head)
+{
+    h_start(&P, DIR_, NULL);
+    static const struct {
+        const char *method, *path, *allow;
+    } cases[] = {
+        {"PUT", "/v1/jobs/1", "GET, HEAD, DELETE"},
+        {"POST", "/metrics", "GET, HEAD"},
+        {"DELETE", "/v1/jobs", "POST, GET, HEAD"},
+        {"HEAD", "/v1/jobs/1/events", "GET"},
+        {"GET", "/v1/jobs/1/cancel", "POST"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[256], reply[4096], want[128];
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 cases[i].method, cases[i].path);
+        t_raw(&P, req, strlen(req), reply, sizeof reply, 30);
+        snprintf(want, sizeof want, "\r\nAllow: %s\r\n", cases[i].allow);
+        ck_assert_msg(strstr(reply, want) != NULL, "%s %s: want '%s' in:\n%s", cases[i].method,
+                      cases[i].path, cases[i].allow, reply);
+        if (strcmp(cases[i].method, "HEAD") != 0)
+            expect_raw(reply, 405, "method_not_allowed", NULL);
+        else
+            ck_assert_msg(!strncmp(reply, "HTTP/1.1 405 ", 13), "%s", reply);
+    }
+    /* HEAD: GET's status and headers, no body */
+    h_resp g = h_req(&P, "GET", "/v1/health", NULL, NULL, 0);
+    ck_assert_int_eq(g.status, 200);
+    const char *heads[] = {"/v1/health", "/v1/jobs", "/metrics"};
+    for (size_t i = 0; i < 3; i++) {
+        char req[256], reply[4096];
+        snprintf(req, sizeof req, "HEAD %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 heads[i]);
+        size_t got = t_raw(&P, req, strlen(req), reply, sizeof reply, 30);
+        ck_assert_msg(!strncmp(reply, "HTTP/1.1 200 ", 13), "HEAD %s:\n%s", heads[i], reply);
+        const char *end = strstr(reply, "\r\n\r\n");
+        ck_assert_ptr_nonnull(end);
+        ck_assert_msg((size_t)(end + 4 - reply) == got, "HEAD %s has a body:\n%s", heads[i],
+                      reply);
+        if (i == 0) {
+            char cl[64];
+            snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", g.len);
+            ck_assert_msg(strstr(reply, cl) != NULL, "want '%s' in:\n%s", cl, reply);
+            ck_assert(strstr(reply, "\r\nContent-Type: application/json\r\n") != NULL);
+        }
+    }
+    h_resp_free(&g);
 }
 END_TEST
 
@@ -493,6 +655,9 @@ Suite *api_suite(void)
     tcase_add_test(tc, idempotent_retries_return_the_same_resource);
     tcase_add_test(tc, every_error_status_has_the_json_shape);
     tcase_add_test(tc, limits_per_address_and_header_size);
+    tcase_add_test(tc, connection_limit_is_answered);
+    tcase_add_test(tc, uploads_are_refused_before_their_body);
+    tcase_add_test(tc, allow_header_and_head);
     tcase_add_test(tc, metrics_is_prometheus_text);
     tcase_add_test(tc, openapi_names_every_route);
     suite_add_tcase(s, tc);
