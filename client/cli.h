@@ -38,6 +38,7 @@ typedef struct cli_ctx {
     int quiet;       /* --quiet: ids and essentials only */
     int tty_out;     /* stdout is a terminal */
     int color;       /* colour allowed on stdout (tty and no NO_COLOR) */
+    int bars;        /* progress bars: colour allowed and neither --json nor --quiet */
     CURL *curl;      /* reused for every request (keeps the connection) */
 } cli_ctx;
 

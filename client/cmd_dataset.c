@@ -3,7 +3,8 @@
  *
  * upload streams the CSV from disk: the file is handed to the HTTP layer as
  * a FILE* with its size, so a file of any size costs a few kilobytes of
- * memory here. A pipe or stdin ('-') has no size and goes chunked.
+ * memory here. A pipe or stdin ('-') has no size and goes chunked. On a
+ * terminal a bar shows bytes sent, rate and ETA (progress.h).
  */
 #include <errno.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "client/cli.h"
 #include "client/http.h"
 #include "client/out.h"
+#include "client/progress.h"
 
 const cli_opt cli_dataset_upload_opts[] = {
     {"name", 0, "N", "dataset name (default: FILE's basename without its extension)"},
@@ -32,6 +34,14 @@ static void default_name(char *dst, size_t n, const char *path)
         len = n - 1;
     memcpy(dst, base, len);
     dst[len] = '\0';
+}
+
+static void upload_progress(void *ud, long long down, long long down_total, long long up,
+                            long long up_total)
+{
+    (void)down;
+    (void)down_total;
+    cli_progress_update(ud, up, up_total);
 }
 
 /* Number of UTF-8 characters in s. */
@@ -131,6 +141,7 @@ int cli_cmd_dataset_upload(cli_ctx *ctx, const cli_args *args)
     cli_buf q = {0};
     cli_resp r = {0};
     FILE *f = NULL;
+    cli_progress bar;
     long long size = -1;
     int rc = CLI_EXIT_USAGE;
 
@@ -188,8 +199,14 @@ int cli_cmd_dataset_upload(cli_ctx *ctx, const cli_args *args)
                    .content_type = "text/csv",
                    .upload = f,
                    .upload_size = size,
-                   .want_json = 1};
+                   .want_json = 1,
+                   .on_progress = upload_progress,
+                   .progress_ud = &bar};
+    char label[80];
+    snprintf(label, sizeof label, "upload %.64s", name);
+    cli_progress_start(&bar, ctx, label, size);
     rc = cli_http(ctx, &req, &r);
+    cli_progress_end(&bar);
     if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
         goto out;
     char id[64];

@@ -4,9 +4,10 @@
  *
  * submit sends the spec file's bytes verbatim; it only checks locally that
  * they parse as JSON, so a typo is reported with line and column before any
- * network round trip. checkpoint downloads into FILE.tmp, fsyncs it, renames
- * it over FILE and fsyncs the directory: FILE is either the old file or the
- * whole new checkpoint, never a torn one.
+ * network round trip. checkpoint downloads into FILE.tmp (with a progress
+ * bar on a terminal), fsyncs it, renames it over FILE and fsyncs the
+ * directory: FILE is either the old file or the whole new checkpoint, never
+ * a torn one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include "client/http.h"
 #include "client/job_view.h"
 #include "client/out.h"
+#include "client/progress.h"
 
 #define MAX_SPEC_BYTES (16u << 20)
 
@@ -308,6 +310,14 @@ out:
     return rc;
 }
 
+static void download_progress(void *ud, long long down, long long down_total, long long up,
+                              long long up_total)
+{
+    (void)up;
+    (void)up_total;
+    cli_progress_update(ud, down, down_total);
+}
+
 /* fsync the directory holding path, so a rename in it is durable. */
 static int sync_dir_of(const char *path)
 {
@@ -335,6 +345,7 @@ int cli_cmd_job_checkpoint(cli_ctx *ctx, const cli_args *args)
     char *tmp = NULL, *path = NULL;
     FILE *f = NULL;
     cli_resp r = {0};
+    cli_progress bar;
     int rc = CLI_EXIT_USAGE, fd, created = 0;
 
     if (!out || !*out) {
@@ -357,8 +368,14 @@ int cli_cmd_job_checkpoint(cli_ctx *ctx, const cli_args *args)
             close(fd);
         goto out;
     }
-    cli_req req = {.path = path, .accept = "application/octet-stream", .sink = f};
+    cli_req req = {.path = path,
+                   .accept = "application/octet-stream",
+                   .sink = f,
+                   .on_progress = download_progress,
+                   .progress_ud = &bar};
+    cli_progress_start(&bar, ctx, "checkpoint", 0);
     rc = cli_http(ctx, &req, &r);
+    cli_progress_end(&bar);
     if (rc != CLI_EXIT_OK)
         goto out;
     rc = CLI_EXIT_USAGE;

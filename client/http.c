@@ -70,7 +70,9 @@ typedef struct xfer {
     cli_resp *resp;
     FILE *sink;
     FILE *upload;
+    const cli_req *req;
     long long uploaded;
+    int stopped;    /* on_data asked to end the transfer */
     int sink_errno; /* a write to sink failed */
     int read_errno; /* a read of upload failed */
     int too_large;
@@ -81,6 +83,18 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 {
     xfer *x = ud;
     size_t n = size * nmemb;
+    if (x->req->on_data) {
+        long code = 0;
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200 && code < 300) {
+            x->resp->sunk += (long long)n;
+            if (x->req->on_data(x->req->data_ud, p, n)) {
+                x->stopped = 1;
+                return 0;
+            }
+            return n;
+        }
+    }
     if (x->sink) {
         long code = 0;
         curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
@@ -114,6 +128,15 @@ static size_t on_read(char *p, size_t size, size_t nmemb, void *ud)
     }
     x->uploaded += (long long)n;
     return n;
+}
+
+static int on_xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    xfer *x = ud;
+    x->req->on_progress(x->req->progress_ud, (long long)dlnow, (long long)dltotal,
+                        (long long)ulnow, (long long)ultotal);
+    return 0;
 }
 
 static double now_s(void)
@@ -233,6 +256,7 @@ int cli_http(cli_ctx *ctx, const cli_req *req, cli_resp *resp)
     x.resp = resp;
     x.sink = req->sink;
     x.upload = req->upload;
+    x.req = req;
 
     size_t ulen = strlen(ctx->url) + strlen(req->path) + (req->query ? strlen(req->query) : 0) + 2;
     url = malloc(ulen);
@@ -253,6 +277,11 @@ int cli_http(cli_ctx *ctx, const cli_req *req, cli_resp *resp)
     }
     if (req->upload && req->upload_size < 0) {
         if (!(h = curl_slist_append(hdrs, "Transfer-Encoding: chunked")))
+            goto oom;
+        hdrs = h;
+    }
+    for (size_t k = 0; req->headers && req->headers[k]; k++) {
+        if (!(h = curl_slist_append(hdrs, req->headers[k])))
             goto oom;
         hdrs = h;
     }
@@ -288,6 +317,15 @@ int cli_http(cli_ctx *ctx, const cli_req *req, cli_resp *resp)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+        if (req->on_progress) {
+            curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+            curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+            curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
+        }
+        if (req->low_speed_s > 0) {
+            curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+            curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->low_speed_s);
+        }
         if (req->upload) {
             curl_easy_setopt(c, CURLOPT_POST, 1L);
             curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
@@ -302,7 +340,9 @@ int cli_http(cli_ctx *ctx, const cli_req *req, cli_resp *resp)
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 
         cc = curl_easy_perform(c);
-        if (cc != CURLE_COULDNT_CONNECT || x.uploaded > 0 || resp->sunk > 0)
+        if (cc == CURLE_WRITE_ERROR && x.stopped)
+            cc = CURLE_OK;
+        if (cc != CURLE_COULDNT_CONNECT || x.uploaded > 0 || resp->sunk > 0 || req->no_retry)
             break;
         double left = deadline - now_s();
         if (left <= 0)

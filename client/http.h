@@ -43,12 +43,26 @@ typedef struct cli_req {
     long long upload_size;    /* its size in bytes, or -1: unknown (chunked) */
     FILE *sink;               /* if set, a 2xx body is written here, not kept */
     int want_json;            /* parse a 2xx body into resp->json */
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
+    /* If set, a 2xx body is handed to on_data as it arrives (event streams)
+     * instead of being kept; returning nonzero ends the transfer early,
+     * which cli_http then treats as success. */
+    int (*on_data)(void *ud, const char *p, size_t n);
+    void *data_ud;
+    /* If set, called as bytes move (curl's transfer-info callback, about
+     * once a second and on every chunk): now/total of the download and the
+     * upload (total 0 or -1: unknown). Draws progress bars; never fails. */
+    void (*on_progress)(void *ud, long long down, long long down_total, long long up,
+                        long long up_total);
+    void *progress_ud;
+    long low_speed_s;         /* >0: give up when fewer than 1 byte/s arrive this long */
+    int no_retry;             /* do not retry a refused connection even with --wait */
 } cli_req;
 
 typedef struct cli_resp {
     long status;     /* HTTP status, 0 if none arrived */
     cli_buf body;    /* the body as received (not for a 2xx sent to sink) */
-    long long sunk;  /* bytes written to req->sink */
+    long long sunk;  /* bytes written to req->sink or given to req->on_data */
     json_t *json;    /* new reference, when want_json and the body was JSON */
 } cli_resp;
 

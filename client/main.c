@@ -252,6 +252,7 @@ static int setup_ctx(cli_ctx *ctx, const cli_args *g)
     ctx->tty_out = isatty(STDOUT_FILENO);
     env = getenv("TERM");
     ctx->color = ctx->tty_out && !getenv("NO_COLOR") && !(env && strcmp(env, "dumb") == 0);
+    ctx->bars = ctx->color && !ctx->json && !ctx->quiet;
     return CLI_EXIT_OK;
 oom:
     cli_err("out of memory");
