@@ -1,18 +1,21 @@
 /*
- * client/job_watch.c — `mtlctl job watch ID`: poll GET /v1/jobs/{id} every
- * half second until the job ends.
+ * client/job_watch.c — `mtlctl job watch ID` (and `job submit --watch`):
+ * follow the job's Server-Sent Events stream, GET /v1/jobs/{id}/events,
+ * until its final state, then fetch the job once for its results.
  *
- * On a terminal a one-line bar is redrawn in place with '\r'; elsewhere (a
- * log file, a pipe) nothing is printed while the job runs except one plain
- * line each time progress crosses another 10%, so logs stay short. At the
- * end: the final state line and, for a success, the results table. Exit 0
- * for succeeded, 5 for failed or cancelled (the reason goes to stderr).
- * Ctrl-C erases the bar before the default action ends the process.
+ * Events update the view (watch_view.h): `state`, `progress` and `metric`.
+ * The server ends the stream after the final state; if the stream ends
+ * before that (a restarted daemon, a dropped link, 40 s without even a
+ * heartbeat), we reconnect with Last-Event-ID so no event is lost or seen
+ * twice, a few times in a row at most; a refused connection is retried for
+ * --wait seconds as everywhere. Exit 0 for succeeded, 5 for failed or
+ * cancelled (the reason goes to stderr), or the code of a failed request.
+ * Ctrl-C leaves the view on screen, ends its line and then ends mtlctl as
+ * SIGINT does (the job goes on).
  */
-#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,94 +23,120 @@
 #include "client/http.h"
 #include "client/job_view.h"
 #include "client/out.h"
+#include "client/sse.h"
+#include "client/watch_view.h"
 
-#define POLL_NS 500000000L
+#define SILENCE_S 40L     /* the server sends a heartbeat after 15 s of quiet */
+#define MAX_RECONNECTS 5  /* in a row, without an event in between */
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t line_open;
 
 static void on_sigint(int sig)
 {
-    (void)sig;
-    interrupted = 1;
-}
-
-typedef struct bar {
-    size_t shown;    /* length of the line on screen, 0: none */
-    int last_decile; /* last 10% step reported off-terminal */
-} bar;
-
-static int term_cols(void)
-{
-    struct winsize ws;
-    int cols = 80;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        cols = ws.ws_col;
-    return cols < 20 ? 20 : cols > 400 ? 400 : cols;
-}
-
-static void bar_clear(bar *b)
-{
-    if (!b->shown)
-        return;
-    printf("\r%*s\r", (int)b->shown, "");
-    fflush(stdout);
-    b->shown = 0;
-    cli_out_partial_line(0);
-}
-
-static void bar_draw(bar *b, const char *id, const json_t *job)
-{
-    char left[128], right[96], line[512], st[48];
-    double p = cli_job_progress(job);
-    const json_t *step = json_object_get(job, "step"), *steps = json_object_get(job, "steps");
-    int cols = term_cols();
-
-    snprintf(left, sizeof left, "job %s %s ", id,
-             cli_json_text(json_object_get(job, "state"), st, sizeof st));
-    if (json_is_integer(step) && json_is_integer(steps) && json_integer_value(steps) > 0)
-        snprintf(right, sizeof right, " %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " %5.1f%%",
-                 json_integer_value(step), json_integer_value(steps), 100.0 * p);
-    else
-        snprintf(right, sizeof right, " %5.1f%%", 100.0 * p);
-
-    /* one column spare so the terminal never wraps */
-    int width = cols - 1 - (int)strlen(left) - (int)strlen(right) - 2;
-    size_t o = 0;
-    o += (size_t)snprintf(line + o, sizeof line - o, "%s", left);
-    if (width >= 10 && o + (size_t)width + 2 < sizeof line) {
-        int fill = (int)(p * width + 0.5);
-        line[o++] = '[';
-        for (int k = 0; k < width; k++)
-            line[o++] = k < fill ? '#' : '.';
-        line[o++] = ']';
-        line[o] = '\0';
+    if (line_open) {
+        ssize_t w = write(STDOUT_FILENO, "\n", 1);
+        (void)w;
     }
-    snprintf(line + o, sizeof line - o, "%s", right);
-    size_t len = strlen(line);
-    if ((int)len > cols - 1)
-        line[len = (size_t)(cols - 1)] = '\0';
-    printf("\r%s", line);
-    if (b->shown > len)
-        printf("%*s", (int)(b->shown - len), "");
-    fflush(stdout);
-    b->shown = len > b->shown ? len : b->shown;
-    cli_out_partial_line(1);
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
-static void plain_progress(bar *b, const char *id, const json_t *job)
+typedef struct watch {
+    cli_watch_view *view;
+    cli_sse sse;
+    int final;       /* the final state event arrived */
+    int events;      /* events since the last (re)connect */
+    int bad;         /* an event whose data is not a JSON object */
+} watch;
+
+static int on_event(void *ud, const cli_sse_event *ev)
 {
-    int decile = (int)(cli_job_progress(job) * 10.0);
-    if (decile <= b->last_decile || decile >= 10)
-        return;
-    char st[48], pct[96];
-    b->last_decile = decile;
-    printf("job %s %s %s\n", id, cli_json_text(json_object_get(job, "state"), st, sizeof st),
-           cli_job_progress_text(job, pct, sizeof pct));
-    fflush(stdout);
+    watch *w = ud;
+    json_t *d = json_loads(ev->data, 0, NULL);
+    w->events++;
+    if (!json_is_object(d)) {
+        json_decref(d);
+        w->bad = 1;
+        return 1;
+    }
+    if (strcmp(ev->type, "state") == 0) {
+        cli_watch_view_state(w->view, d);
+        w->final = cli_job_state_final(json_string_value(json_object_get(d, "state")));
+    } else if (strcmp(ev->type, "progress") == 0) {
+        cli_watch_view_progress(w->view, d);
+    } else if (strcmp(ev->type, "metric") == 0) {
+        cli_watch_view_metric(w->view, d);
+    }
+    json_decref(d);
+    cli_watch_view_draw(w->view, w->final);
+    line_open = 1;
+    return w->final; /* the end: stop reading */
 }
 
-/* The end: state line, results, error line; returns the exit code. */
-static int finish(const cli_ctx *ctx, const char *id, const cli_resp *r)
+static int on_data(void *ud, const char *p, size_t n)
+{
+    watch *w = ud;
+    int rc = cli_sse_feed(&w->sse, p, n);
+    if (rc < 0)
+        w->bad = 1;
+    return rc != 0;
+}
+
+/* Follows the stream until the final state. Returns an exit code. */
+static int follow(cli_ctx *ctx, const char *id, watch *w)
+{
+    char *path = cli_http_id_path(ctx, "jobs", id, "/events");
+    char last[96];
+    int tries = 0, rc = CLI_EXIT_OK;
+    if (!path) {
+        cli_err("out of memory");
+        return CLI_EXIT_USAGE;
+    }
+    while (!w->final) {
+        const char *hdrs[2] = {NULL, NULL};
+        if (cli_sse_last_id(&w->sse)[0]) {
+            snprintf(last, sizeof last, "Last-Event-ID: %s", cli_sse_last_id(&w->sse));
+            hdrs[0] = last;
+        }
+        cli_req req = {.path = path,
+                       .accept = "text/event-stream",
+                       .headers = hdrs,
+                       .on_data = on_data,
+                       .data_ud = w,
+                       .low_speed_s = SILENCE_S};
+        cli_resp r;
+        w->events = 0;
+        rc = cli_http(ctx, &req, &r);
+        long status = r.status;
+        cli_resp_free(&r);
+        if (w->bad) {
+            cli_err("the server's event stream for job %s is malformed", id);
+            rc = CLI_EXIT_SERVER;
+            break;
+        }
+        if (w->final)
+            break;
+        /* An answer (4xx/5xx) is final; a stream that ended early or a
+         * broken link is worth another try, a few times in a row. */
+        if (rc != CLI_EXIT_OK && (status >= 400 || rc == CLI_EXIT_CONNECT || rc == CLI_EXIT_USAGE))
+            break;
+        tries = w->events ? 1 : tries + 1;
+        if (tries > MAX_RECONNECTS) {
+            if (rc == CLI_EXIT_OK) {
+                cli_err("the event stream of job %s keeps ending before the job does", id);
+                rc = CLI_EXIT_SERVER;
+            }
+            break;
+        }
+        struct timespec ts = {0, 250000000L * tries};
+        nanosleep(&ts, NULL);
+    }
+    free(path);
+    return rc;
+}
+
+/* The end: state line, results (or the latest metrics), error line. */
+static int finish(const cli_ctx *ctx, const char *id, const cli_resp *r, cli_watch_view *view)
 {
     const json_t *job = r->json;
     const char *state = cli_job_state(job);
@@ -127,12 +156,16 @@ static int finish(const cli_ctx *ctx, const char *id, const cli_resp *r)
                cli_json_text(json_object_get(job, "state"), st, sizeof st),
                cli_color_off(ctx, c), cli_job_progress_text(job, text, sizeof text));
         const json_t *results = json_object_get(job, "results");
+        int prc = CLI_EXIT_OK;
         if (ok && json_is_object(results) && json_object_size(results)) {
             fputc('\n', stdout);
-            int prc = cli_job_print_results(ctx, results);
-            if (prc != CLI_EXIT_OK)
-                rc = prc;
+            prc = cli_job_print_results(ctx, results);
+        } else if (!ok && cli_watch_view_rows(view)) {
+            printf("\nlatest metrics:\n");
+            prc = cli_watch_view_print_metrics(view);
         }
+        if (prc != CLI_EXIT_OK)
+            rc = prc;
     }
     if (!ok) {
         const json_t *err = json_object_get(job, "error");
@@ -152,59 +185,42 @@ static int finish(const cli_ctx *ctx, const char *id, const cli_resp *r)
 int cli_job_watch(cli_ctx *ctx, const char *id)
 {
     struct sigaction sa, old;
-    bar b = {0, 0};
     int rc, catching = 0;
     char cid[64];
+    watch w;
 
+    memset(&w, 0, sizeof w);
     cli_out_clean(cid, sizeof cid, id);
+    if (!(w.view = cli_watch_view_new(ctx, id))) {
+        cli_err("out of memory");
+        return CLI_EXIT_USAGE;
+    }
+    cli_sse_init(&w.sse, on_event, &w);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+    line_open = 0;
+    if (ctx->bars && sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
         catching = sigaction(SIGINT, &sa, NULL) == 0;
 
-    for (;;) {
+    rc = follow(ctx, id, &w);
+    cli_watch_view_clear(w.view);
+    line_open = 0;
+    if (rc == CLI_EXIT_OK) {
         cli_resp r;
         rc = cli_http_id(ctx, "GET", "jobs", id, NULL, NULL, &r);
-        if (rc != CLI_EXIT_OK) {
-            cli_resp_free(&r);
-            break;
-        }
-        if (!json_is_object(r.json)) {
-            cli_resp_free(&r);
-            bar_clear(&b);
+        if (rc == CLI_EXIT_OK && !json_is_object(r.json)) {
             cli_err("the server sent no job object for job %s", cid);
             rc = CLI_EXIT_SERVER;
-            break;
-        }
-        if (cli_job_state_final(cli_job_state(r.json))) {
-            bar_clear(&b);
-            rc = finish(ctx, cid, &r);
-            cli_resp_free(&r);
-            break;
-        }
-        if (!ctx->json && !ctx->quiet) {
-            if (ctx->tty_out)
-                bar_draw(&b, cid, r.json);
-            else
-                plain_progress(&b, cid, r.json);
+        } else if (rc == CLI_EXIT_OK) {
+            rc = finish(ctx, cid, &r, w.view);
         }
         cli_resp_free(&r);
-
-        struct timespec ts = {0, POLL_NS};
-        while (!interrupted && nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-        if (interrupted) {
-            bar_clear(&b);
-            sigaction(SIGINT, &old, NULL);
-            raise(SIGINT);
-            return 130; /* only if SIGINT did not end us */
-        }
     }
-    bar_clear(&b);
     if (catching)
         sigaction(SIGINT, &old, NULL);
+    cli_sse_free(&w.sse);
+    cli_watch_view_free(w.view);
     return rc;
 }
 
