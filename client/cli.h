@@ -67,6 +67,9 @@ int cli_cmd_job_metrics(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_job_checkpoint(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_job_checkpoints(cli_ctx *ctx, const cli_args *args);
 
+int cli_cmd_predict(cli_ctx *ctx, const cli_args *args);
+int cli_cmd_adapt(cli_ctx *ctx, const cli_args *args);
+
 /* Option tables of the commands that take options (NULL-name terminated). */
 extern const cli_opt cli_dataset_upload_opts[];
 extern const cli_opt cli_task_create_opts[];
@@ -74,6 +77,8 @@ extern const cli_opt cli_job_submit_opts[];
 extern const cli_opt cli_job_list_opts[];
 extern const cli_opt cli_job_metrics_opts[];
 extern const cli_opt cli_job_checkpoint_opts[];
+extern const cli_opt cli_predict_opts[];
+extern const cli_opt cli_adapt_opts[];
 
 /* DELETE /v1/<collection>/<id>; prints "deleted <noun> <id>" (cmd_misc.c). */
 int cli_delete(cli_ctx *ctx, const char *collection, const char *noun, const char *id);

@@ -69,6 +69,8 @@ static const command commands[] = {
     {"job", "checkpoints", "ID", 1, 1, NULL, "list a job's checkpoints", cli_cmd_job_checkpoints},
     {"job", "checkpoint", "ID -o FILE", 1, 1, cli_job_checkpoint_opts,
      "download the latest checkpoint (safetensors) atomically to FILE", cli_cmd_job_checkpoint},
+    {NULL, "predict", "JOB FILE.csv [--task T] [--checkpoint C]", 2, 2, cli_predict_opts,
+     "predict the rows of a CSV file with a trained job; prints CSV", cli_cmd_predict},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
