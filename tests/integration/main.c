@@ -16,6 +16,9 @@ Suite *engine_spec_suite(void);
 Suite *api_suite(void);
 Suite *api_live_suite(void);
 Suite *csv_corpus_suite(void);
+Suite *cli_suite(void);
+Suite *cli_term_suite(void);
+Suite *cli_upload_suite(void);
 
 static const struct {
     const char *name;
@@ -31,6 +34,9 @@ static const struct {
     {"api", api_suite},
     {"api_live", api_live_suite},
     {"csv_corpus", csv_corpus_suite},
+    {"cli", cli_suite},
+    {"cli_term", cli_term_suite},
+    {"cli_upload", cli_upload_suite},
 };
 
 int main(int argc, char **argv)

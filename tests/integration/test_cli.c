@@ -1,0 +1,507 @@
+/*
+ * tests/integration/test_cli.c — the built mtlctl against a real mtld:
+ * every command of issue 9 once, --json output byte for byte the server's
+ * body, --quiet, the exit code of each kind of failure (usage 2, refused 1,
+ * cannot connect 3, job failed or cancelled 5), --wait retrying until a
+ * daemon starts, tokens from the flag, the environment and a file, a
+ * downloaded checkpoint equal to the server's bytes, predictions equal to
+ * the server's.
+ */
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/cli_run.h"
+#include "tests/integration/harness.h"
+
+static mtld_proc P;
+static char DIR_[256];
+
+static void setup(void)
+{
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&P, DIR_, NULL);
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+}
+
+#define RUN(...) c_mtlctl(P.url, (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_rc(const c_result *r, int rc, const char *what)
+{
+    ck_assert_msg(r->status == rc, "%s: exit %d, wanted %d; stdout: %s; stderr: %s", what,
+                  r->status, rc, r->out, r->err);
+}
+
+/* --json output is the server's body for the same GET (plus a newline if
+ * the body has none). */
+static void expect_json_is_body(const char *path, const char *const *argv)
+{
+    const char *args[16] = {"--url", P.url, "--json"};
+    int n = 3;
+    for (int i = 0; argv[i]; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    c_result r = c_run(NULL, NULL, 60, args);
+    expect_rc(&r, 0, path);
+    h_resp s = h_req(&P, "GET", path, NULL, NULL, 0);
+    ck_assert_int_eq(s.status, 200);
+    size_t nl = s.len && s.body[s.len - 1] == '\n' ? 0 : 1; /* one newline is added */
+    ck_assert_msg(r.out_len == s.len + nl && memcmp(r.out, s.body, s.len) == 0 &&
+                      (!nl || r.out[s.len] == '\n'),
+                  "--json for %s is not the server's body:\n%s\nvs\n%s", path, r.out, s.body);
+    json_t *j = json_loads(r.out, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_decref(j);
+    h_resp_free(&s);
+    c_result_free(&r);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void define_so(void)
+{
+    c_result r = RUN("dataset", "upload", h_src("data/stackoverflow/stackoverflow.csv"),
+                     "--name", "so", "--quiet");
+    expect_rc(&r, 0, "dataset upload");
+    ck_assert_str_eq(r.out, "1\n");
+    c_result_free(&r);
+    r = RUN("task", "create", "--name", "salary", "--dataset", "so", "--target", "salary",
+            "--kind", "regression");
+    expect_rc(&r, 0, "task create salary");
+    c_result_free(&r);
+    r = RUN("task", "create", "--name", "remote", "--dataset", "so", "--target", "remote",
+            "--kind", "classification", "--class-weight", "balanced");
+    expect_rc(&r, 0, "task create remote");
+    c_result_free(&r);
+}
+
+static const char *write_spec(const char *name, const char *json)
+{
+    static char path[4][320];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", DIR_, name);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(json, f);
+    fclose(f);
+    return p;
+}
+
+START_TEST(help_version_and_usage_errors)
+{
+    c_result r = RUN("--version");
+    expect_rc(&r, 0, "--version");
+    ck_assert_str_eq(r.out, "mtlctl " MTLD_VERSION "\n");
+    c_result_free(&r);
+
+    static const char *const helps[][4] = {
+        {"--help"}, {"dataset", "--help"}, {"job", "watch", "--help"}, {"help", "predict"},
+        {"predict", "-h"}, {"adapt", "--help"}, {"task", "create", "--help"}, {"help"}};
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
+        const char *a[8] = {"--url", P.url};
+        for (int k = 0; k < 4 && helps[i][k]; k++)
+            a[2 + k] = helps[i][k];
+        r = c_run(NULL, NULL, 30, a);
+        expect_rc(&r, 0, helps[i][0]);
+        ck_assert_msg(strstr(r.out, "Usage: mtlctl") != NULL, "no usage for %s", helps[i][0]);
+        c_result_free(&r);
+    }
+    r = RUN("--help");
+    for (const char *const *w = (const char *const[]){"dataset upload", "task create",
+                                                      "job watch", "job metrics",
+                                                      "job checkpoint", "predict", "adapt",
+                                                      "--json", "--quiet", "--wait", NULL};
+         *w; w++)
+        ck_assert_msg(strstr(r.out, *w) != NULL, "--help does not mention %s", *w);
+    c_result_free(&r);
+
+    r = RUN("frobnicate");
+    expect_rc(&r, 2, "unknown command");
+    ck_assert_ptr_nonnull(strstr(r.err, "unknown command 'frobnicate'"));
+    c_result_free(&r);
+    r = RUN("job", "show");
+    expect_rc(&r, 2, "missing argument");
+    c_result_free(&r);
+    r = RUN("job", "list", "--colour");
+    expect_rc(&r, 2, "unknown option");
+    c_result_free(&r);
+    r = RUN("dataset", "upload", "/nonexistent/x.csv");
+    expect_rc(&r, 2, "unreadable file");
+    ck_assert_ptr_nonnull(strstr(r.err, "cannot open /nonexistent/x.csv"));
+    c_result_free(&r);
+    r = c_run(NULL, NULL, 30, (const char *const[]){"--url", "ftp://x", "health", NULL});
+    expect_rc(&r, 2, "bad url");
+    c_result_free(&r);
+    r = RUN("job", "submit", write_spec("bad.json", "{\"algorithm\": \"multitask\",\n  oops}"));
+    expect_rc(&r, 2, "spec that is not JSON");
+    ck_assert_msg(strstr(r.err, "bad.json:2:") != NULL, "no line number: %s", r.err);
+    c_result_free(&r);
+}
+END_TEST
+
+START_TEST(connect_refused_and_wait)
+{
+    char url[64];
+    int port = free_port();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    c_result r = c_run(NULL, NULL, 30, (const char *const[]){"--url", url, "health", NULL});
+    expect_rc(&r, 3, "nobody listening");
+    ck_assert_ptr_nonnull(strstr(r.err, "cannot connect"));
+    c_result_free(&r);
+
+    /* --wait: mtlctl starts first and keeps retrying until a daemon listens. */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        c_result w = c_run(NULL, NULL, 120,
+                           (const char *const[]){"--url", url, "--wait", "60", "health", NULL});
+        _exit(w.status == 0 && strstr(w.out, "ok") ? 0 : 10 + w.status);
+    }
+    char dir[256], listen[64];
+    mtld_proc late;
+    h_tmpdir(dir, sizeof dir);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    usleep(300000); /* not needed for correctness: lets mtlctl meet a refusal first */
+    h_start(&late, dir, (const char *const[]){"--listen", listen, NULL});
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mtlctl --wait ended with %d",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    ck_assert_int_eq(h_stop(&late, SIGTERM), 0);
+}
+END_TEST
+
+START_TEST(url_and_token_from_flags_environment_and_file)
+{
+    char dir[256], tokfile[320], url_env[200];
+    mtld_proc sec;
+    h_tmpdir(dir, sizeof dir);
+    snprintf(tokfile, sizeof tokfile, "%s/tokens", dir);
+    FILE *f = fopen(tokfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("s3cret-token\n", f);
+    fclose(f);
+    h_start(&sec, dir, (const char *const[]){"--token-file", tokfile, NULL});
+    snprintf(url_env, sizeof url_env, "MTLD_URL=%s", sec.url);
+
+    c_result r = c_run(NULL, NULL, 30, (const char *const[]){"--url", sec.url, "health", NULL});
+    expect_rc(&r, 0, "health needs no token");
+    c_result_free(&r);
+    r = c_run(NULL, NULL, 30, (const char *const[]){"--url", sec.url, "job", "list", NULL});
+    expect_rc(&r, 1, "no token");
+    ck_assert_msg(strlen(r.err) > 9, "no message for 401");
+    c_result_free(&r);
+    r = c_run(NULL, NULL, 30,
+              (const char *const[]){"--url", sec.url, "--token", "wrong", "job", "list", NULL});
+    expect_rc(&r, 1, "wrong token");
+    c_result_free(&r);
+    r = c_run(NULL, NULL, 30,
+              (const char *const[]){"job", "list", "--url", sec.url, "--token", "s3cret-token",
+                                    NULL});
+    expect_rc(&r, 0, "--token after the command");
+    ck_assert_ptr_nonnull(strstr(r.out, "ID"));
+    c_result_free(&r);
+    r = c_run((const char *const[]){url_env, "MTLD_TOKEN=s3cret-token", NULL}, NULL, 30,
+              (const char *const[]){"job", "list", "--json", NULL});
+    expect_rc(&r, 0, "MTLD_URL and MTLD_TOKEN");
+    ck_assert_ptr_nonnull(strstr(r.out, "\"jobs\""));
+    c_result_free(&r);
+    r = c_run((const char *const[]){url_env, NULL}, NULL, 30,
+              (const char *const[]){"--token-file", tokfile, "task", "list", NULL});
+    expect_rc(&r, 0, "--token-file");
+    c_result_free(&r);
+    r = c_run((const char *const[]){url_env, NULL}, NULL, 30,
+              (const char *const[]){"--token-file", tokfile, "--token", "x", "task", "list",
+                                    NULL});
+    expect_rc(&r, 2, "--token with --token-file");
+    c_result_free(&r);
+    ck_assert_int_eq(h_stop(&sec, SIGTERM), 0);
+}
+END_TEST
+
+static const char *SPEC = "{\"name\":\"so-mtl\",\"algorithm\":\"multitask\","
+                          "\"tasks\":[\"salary\",\"remote\"],\"model\":{\"trunk\":[32,16]},"
+                          "\"epochs\":4,\"batch_size\":64,\"seed\":7,\"checkpoint_every\":100}";
+
+START_TEST(every_command_against_a_real_daemon)
+{
+    define_so();
+    c_result r = RUN("health");
+    expect_rc(&r, 0, "health");
+    ck_assert_ptr_nonnull(strstr(r.out, "ok (mtld "));
+    c_result_free(&r);
+    expect_json_is_body("/v1/health", (const char *const[]){"health", NULL});
+
+    /* datasets */
+    r = RUN("dataset", "list");
+    expect_rc(&r, 0, "dataset list");
+    ck_assert_ptr_nonnull(strstr(r.out, "so"));
+    ck_assert_ptr_nonnull(strstr(r.out, "5594"));
+    c_result_free(&r);
+    r = RUN("dataset", "show", "so");
+    expect_rc(&r, 0, "dataset show");
+    ck_assert_ptr_nonnull(strstr(r.out, "years_coded_job"));
+    ck_assert_ptr_nonnull(strstr(r.out, "MEAN"));
+    c_result_free(&r);
+    expect_json_is_body("/v1/datasets", (const char *const[]){"dataset", "list", NULL});
+    expect_json_is_body("/v1/datasets/1", (const char *const[]){"dataset", "show", "1", NULL});
+    r = RUN("dataset", "list", "--quiet");
+    ck_assert_str_eq(r.out, "1\n");
+    c_result_free(&r);
+
+    /* tasks */
+    r = RUN("task", "list");
+    expect_rc(&r, 0, "task list");
+    ck_assert_ptr_nonnull(strstr(r.out, "salary"));
+    ck_assert_ptr_nonnull(strstr(r.out, "remote"));
+    c_result_free(&r);
+    r = RUN("task", "show", "remote");
+    expect_rc(&r, 0, "task show");
+    ck_assert_ptr_nonnull(strstr(r.out, "classification"));
+    c_result_free(&r);
+    expect_json_is_body("/v1/tasks", (const char *const[]){"task", "list", NULL});
+    r = RUN("task", "create", "--name", "sine", "--generator", "sinusoid", "--quiet");
+    expect_rc(&r, 0, "task create --generator");
+    ck_assert_str_eq(r.out, "3\n");
+    c_result_free(&r);
+    r = RUN("task", "create", "--name", "bad", "--dataset", "so", "--target", "nope");
+    expect_rc(&r, 1, "task on a missing column");
+    ck_assert_msg(strstr(r.err, "nope") != NULL, "message does not name the column: %s", r.err);
+    c_result_free(&r);
+
+    /* a job, watched to its end (not a terminal: plain lines only) */
+    r = RUN("job", "submit", write_spec("spec.json", SPEC), "--watch");
+    expect_rc(&r, 0, "job submit --watch");
+    ck_assert_msg(strncmp(r.out, "1\n", 2) == 0, "submit prints the id first: %s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "job 1 so-mtl succeeded"));
+    ck_assert_ptr_nonnull(strstr(r.out, "ACCURACY"));
+    ck_assert(!c_has_byte(r.out, r.out_len, '\r') && !c_has_byte(r.out, r.out_len, '\033'));
+    c_result_free(&r);
+    r = RUN("job", "watch", "1", "--quiet");
+    expect_rc(&r, 0, "job watch of a finished job");
+    ck_assert_str_eq(r.out, "succeeded\n");
+    c_result_free(&r);
+    expect_json_is_body("/v1/jobs/1", (const char *const[]){"job", "watch", "1", NULL});
+    expect_json_is_body("/v1/jobs/1", (const char *const[]){"job", "show", "1", NULL});
+    expect_json_is_body("/v1/jobs", (const char *const[]){"job", "list", NULL});
+    r = RUN("job", "list", "--state", "succeeded", "--quiet");
+    ck_assert_str_eq(r.out, "1\n");
+    c_result_free(&r);
+    r = RUN("job", "list", "--state", "running", "--quiet");
+    expect_rc(&r, 0, "job list --state running");
+    ck_assert_str_eq(r.out, "");
+    c_result_free(&r);
+    r = RUN("job", "show", "1");
+    expect_rc(&r, 0, "job show");
+    ck_assert_ptr_nonnull(strstr(r.out, "succeeded"));
+    ck_assert_ptr_nonnull(strstr(r.out, "salary"));
+    c_result_free(&r);
+
+    /* metrics: CSV exactly the server's; the table has every row */
+    r = RUN("job", "metrics", "1", "--csv");
+    expect_rc(&r, 0, "job metrics --csv");
+    h_resp s = h_req(&P, "GET", "/v1/jobs/1/metrics?format=csv", NULL, NULL, 0);
+    ck_assert_int_eq(s.status, 200);
+    ck_assert_uint_eq(r.out_len, s.len);
+    ck_assert(memcmp(r.out, s.body, s.len) == 0);
+    size_t csv_lines = 0;
+    for (size_t i = 0; i < s.len; i++)
+        csv_lines += s.body[i] == '\n';
+    h_resp_free(&s);
+    c_result_free(&r);
+    r = RUN("job", "metrics", "1");
+    expect_rc(&r, 0, "job metrics");
+    size_t table_lines = 0;
+    for (size_t i = 0; i < r.out_len; i++)
+        table_lines += r.out[i] == '\n';
+    ck_assert_uint_eq(table_lines, csv_lines); /* header + one line per metric, both */
+    c_result_free(&r);
+    expect_json_is_body("/v1/jobs/1/metrics",
+                        (const char *const[]){"job", "metrics", "1", NULL});
+
+    /* checkpoint: atomic download equal to the server's bytes */
+    char out[320], tmp[330];
+    snprintf(out, sizeof out, "%s/model.safetensors", DIR_);
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    r = RUN("job", "checkpoint", "1", "-o", out);
+    expect_rc(&r, 0, "job checkpoint");
+    ck_assert_ptr_nonnull(strstr(r.out, "wrote "));
+    c_result_free(&r);
+    s = h_req(&P, "GET", "/v1/jobs/1/checkpoints/latest", NULL, NULL, 0);
+    ck_assert_int_eq(s.status, 200);
+    size_t got_len = 0;
+    char *got = h_read_file(out, &got_len);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_gt(s.len, 8);
+    ck_assert_uint_eq(got_len, s.len);
+    ck_assert(memcmp(got, s.body, s.len) == 0);
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    free(got);
+    h_resp_free(&s);
+    r = RUN("job", "checkpoint", "99", "-o", out);
+    expect_rc(&r, 1, "checkpoint of a missing job");
+    got = h_read_file(out, &got_len); /* the old file is untouched */
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_gt(got_len, 8);
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    free(got);
+    c_result_free(&r);
+    r = RUN("job", "checkpoints", "1");
+    expect_rc(&r, 0, "job checkpoints");
+    ck_assert_ptr_nonnull(strstr(r.out, "STEP"));
+    c_result_free(&r);
+
+    /* predict: the first 30 rows, in batches of 7, equal the server's answer */
+    char csv[320];
+    snprintf(csv, sizeof csv, "%s/head.csv", DIR_);
+    size_t so_len = 0;
+    char *so = h_read_file(h_src("data/stackoverflow/stackoverflow.csv"), &so_len);
+    ck_assert_ptr_nonnull(so);
+    size_t cut = 0;
+    for (int lines = 0; cut < so_len && lines < 31; cut++)
+        lines += so[cut] == '\n';
+    FILE *f = fopen(csv, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(so, 1, cut, f);
+    fclose(f);
+    r = RUN("predict", "1", "--task", "remote", "--batch", "7", csv);
+    expect_rc(&r, 0, "predict");
+    s = h_req(&P, "POST", "/v1/jobs/1/predict?task=remote", "text/csv", so, cut);
+    ck_assert_int_eq(s.status, 200);
+    json_t *pj = h_json(&s), *labels = json_object_get(pj, "labels");
+    ck_assert_int_eq(json_array_size(labels), 2);
+    char want[256];
+    snprintf(want, sizeof want, "remote,remote_p_%s,remote_p_%s\n",
+             json_string_value(json_array_get(labels, 0)),
+             json_string_value(json_array_get(labels, 1)));
+    ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0, "header: %s", r.out);
+    const char *line = r.out + strlen(want);
+    size_t i;
+    json_t *pred;
+    json_array_foreach(json_object_get(pj, "predictions"), i, pred)
+    {
+        char lab[64];
+        double p0, p1;
+        ck_assert_msg(sscanf(line, "%63[^,],%lf,%lf", lab, &p0, &p1) == 3, "row %zu: %s", i,
+                      line);
+        ck_assert_str_eq(lab, json_string_value(json_object_get(pred, "label")));
+        const json_t *pr = json_object_get(pred, "probabilities");
+        ck_assert_double_eq_tol(p0, json_number_value(json_array_get(pr, 0)), 1e-9);
+        ck_assert_double_eq_tol(p1, json_number_value(json_array_get(pr, 1)), 1e-9);
+        line = strchr(line, '\n') + 1;
+    }
+    ck_assert_uint_eq(i, 30);
+    ck_assert_str_eq(line, "");
+    json_decref(pj);
+    h_resp_free(&s);
+    c_result_free(&r);
+    free(so);
+    r = RUN("predict", "1", "--task", "salary", csv);
+    expect_rc(&r, 0, "predict regression");
+    ck_assert_msg(strncmp(r.out, "salary\n", 7) == 0, "header: %s", r.out);
+    c_result_free(&r);
+    r = RUN("predict", "1", "--task", "nope", csv);
+    expect_rc(&r, 1, "predict an unknown task");
+    ck_assert_ptr_nonnull(strstr(r.err, "nope"));
+    c_result_free(&r);
+
+    /* removal, and what the server refuses */
+    r = RUN("dataset", "rm", "so");
+    expect_rc(&r, 1, "dataset rm while tasks use it");
+    ck_assert_msg(strlen(r.err) > 9, "no message");
+    c_result_free(&r);
+    r = RUN("job", "rm", "1");
+    expect_rc(&r, 0, "job rm");
+    ck_assert_str_eq(r.out, "deleted job 1\n");
+    c_result_free(&r);
+    r = RUN("job", "show", "1");
+    expect_rc(&r, 1, "job show of a deleted job");
+    c_result_free(&r);
+    r = RUN("--json", "job", "show", "1");
+    expect_rc(&r, 1, "--json error");
+    json_t *ej = json_loads(r.out, 0, NULL);
+    ck_assert_msg(json_is_object(json_object_get(ej, "error")), "--json error body: %s", r.out);
+    json_decref(ej);
+    c_result_free(&r);
+    for (const char *const *t = (const char *const[]){"salary", "remote", "sine", NULL}; *t;
+         t++) {
+        r = RUN("task", "rm", *t, "--quiet");
+        expect_rc(&r, 0, "task rm");
+        ck_assert_str_eq(r.out, "");
+        c_result_free(&r);
+    }
+    r = RUN("dataset", "rm", "so");
+    expect_rc(&r, 0, "dataset rm");
+    c_result_free(&r);
+}
+END_TEST
+
+START_TEST(watch_exits_with_the_jobs_outcome)
+{
+    define_so();
+    /* failed: a learning rate that makes the gradient non-finite */
+    c_result r = RUN("job", "submit", "--watch",
+                     write_spec("diverge.json",
+                                "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
+                                "\"optimizer\":{\"name\":\"sgd\",\"lr\":10},\"epochs\":3}"));
+    expect_rc(&r, 5, "a job that fails");
+    ck_assert_ptr_nonnull(strstr(r.out, "failed"));
+    ck_assert_msg(strstr(r.err, "non-finite") != NULL, "no reason: %s", r.err);
+    c_result_free(&r);
+
+    /* cancelled: a long job, cancelled at once */
+    r = RUN("job", "submit", "--quiet",
+            write_spec("long.json", "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
+                                    "\"epochs\":5000}"));
+    expect_rc(&r, 0, "submit a long job");
+    char id[32];
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(r.out, "\n"), r.out);
+    c_result_free(&r);
+    r = RUN("job", "cancel", id);
+    expect_rc(&r, 0, "job cancel");
+    c_result_free(&r);
+    r = RUN("job", "watch", id);
+    expect_rc(&r, 5, "watching a cancelled job");
+    ck_assert_ptr_nonnull(strstr(r.out, "cancelled"));
+    c_result_free(&r);
+    r = RUN("job", "watch", "999");
+    expect_rc(&r, 1, "watching a job that does not exist");
+    c_result_free(&r);
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("mtlctl");
+    tcase_set_timeout(tc, 600);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, help_version_and_usage_errors);
+    tcase_add_test(tc, connect_refused_and_wait);
+    tcase_add_test(tc, url_and_token_from_flags_environment_and_file);
+    tcase_add_test(tc, every_command_against_a_real_daemon);
+    tcase_add_test(tc, watch_exits_with_the_jobs_outcome);
+    suite_add_tcase(s, tc);
+    return s;
+}
