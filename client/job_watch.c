@@ -150,7 +150,7 @@ static int finish(const cli_ctx *ctx, const char *id, const cli_resp *r, cli_wat
         printf("%s\n", cli_json_text(json_object_get(job, "state"), st, sizeof st));
     } else {
         const json_t *nm = json_object_get(job, "name");
-        if (!json_is_string(nm))
+        if (!json_is_string(nm) || !*json_string_value(nm))
             nm = NULL;
         cli_color c = cli_state_color(state);
         printf("job %s%s%s %s%s%s %s\n", id, nm ? " " : "",

@@ -22,7 +22,7 @@ static const cli_opt global_opts[] = {
     {"token", 0, "TOKEN", "bearer token (default: $MTLD_TOKEN)"},
     {"token-file", 0, "FILE", "read the bearer token from the first line of FILE"},
     {"json", 0, NULL, "print the server's JSON body as received"},
-    {"quiet", 0, NULL, "print only ids and essentials"},
+    {"quiet", 'q', NULL, "print only ids and essentials"},
     {"wait", 0, "SECONDS", "retry a refused connection with backoff for up to SECONDS"},
     {"version", 0, NULL, "print the version and exit"},
     {NULL, 0, NULL, NULL},
@@ -71,6 +71,9 @@ static const command commands[] = {
      "download the latest checkpoint (safetensors) atomically to FILE", cli_cmd_job_checkpoint},
     {NULL, "predict", "JOB FILE.csv [--task T] [--checkpoint C]", 2, 2, cli_predict_opts,
      "predict the rows of a CSV file with a trained job; prints CSV", cli_cmd_predict},
+    {NULL, "adapt", "JOB --support FILE.csv --query FILE.csv [--label COL] [--steps N]", 1, 1,
+     cli_adapt_opts, "adapt a meta-learned model to a labelled support set; predict the query",
+     cli_cmd_adapt},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

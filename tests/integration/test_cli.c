@@ -491,6 +491,97 @@ START_TEST(watch_exits_with_the_jobs_outcome)
 }
 END_TEST
 
+/* adapt: a protonet meta-trained on letters A-T meets five held-out letters
+ * in CSV files (5 labelled support rows each; 4 query rows each, without
+ * the label column); its predictions must beat chance by far. */
+START_TEST(adapt_a_protonet_to_held_out_letters)
+{
+    c_result r = RUN("dataset", "upload", h_src("data/letters/letters.csv"), "-q");
+    expect_rc(&r, 0, "upload letters");
+    c_result_free(&r);
+    r = RUN("task", "create", "--name", "lettr", "--dataset", "letters", "--target", "lettr",
+            "--kind", "classification", "-q");
+    expect_rc(&r, 0, "task lettr");
+    c_result_free(&r);
+    r = RUN("job", "submit", "--watch", "-q",
+            write_spec("pn.json",
+                       "{\"algorithm\":\"protonet\",\"tasks\":[\"lettr\"],"
+                       "\"model\":{\"trunk\":[32]},\"episodes\":{\"ways\":5,\"shots\":1,"
+                       "\"queries\":5,\"test_classes\":[\"U\",\"V\",\"W\",\"X\",\"Y\",\"Z\"]},"
+                       "\"meta_batch\":4,\"steps\":100,\"eval\":{\"episodes\":20}}"));
+    expect_rc(&r, 0, "protonet job");
+    c_result_free(&r);
+
+    /* the files, from the real data */
+    char sp[320], qp[320];
+    size_t len = 0;
+    char *all = h_read_file(h_src("data/letters/letters.csv"), &len);
+    ck_assert_ptr_nonnull(all);
+    snprintf(sp, sizeof sp, "%s/support.csv", DIR_);
+    snprintf(qp, sizeof qp, "%s/query.csv", DIR_);
+    FILE *fs = fopen(sp, "w"), *fq = fopen(qp, "w");
+    ck_assert(fs && fq);
+    char *save = NULL, *line = strtok_r(all, "\n", &save);
+    fprintf(fs, "%s\n", line);
+    fprintf(fq, "%s\n", strchr(line, ',') + 1);
+    int seen[5] = {0}, nq = 0, nfirst = 0;
+    char truth[20], first[6] = "";
+    while ((line = strtok_r(NULL, "\n", &save)))
+        if (line[0] >= 'U' && line[0] <= 'Y') {
+            int k = line[0] - 'U';
+            if (seen[k] < 5) {
+                fprintf(fs, "%s\n", line);
+                if (!seen[k])
+                    first[nfirst++] = line[0]; /* labels are numbered as they first appear */
+            } else if (seen[k] < 9) {
+                fprintf(fq, "%s\n", strchr(line, ',') + 1);
+                truth[nq++] = line[0];
+            }
+            seen[k]++;
+        }
+    ck_assert_int_eq(nq, 20);
+    ck_assert_int_eq(nfirst, 5);
+    fclose(fs);
+    fclose(fq);
+    free(all);
+
+    r = RUN("adapt", "1", "--support", sp, "--query", qp);
+    expect_rc(&r, 0, "adapt");
+    char want[160];
+    snprintf(want, sizeof want,
+             "prediction,prediction_p_%c,prediction_p_%c,prediction_p_%c,prediction_p_%c,"
+             "prediction_p_%c\n",
+             first[0], first[1], first[2], first[3], first[4]);
+    ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0, "header: %s", r.out);
+    int rows = 0, right = 0;
+    for (const char *l = r.out + strlen(want); *l && rows < 20; l = strchr(l, '\n') + 1, rows++)
+        right += l[0] == truth[rows] && l[1] == ',';
+    ck_assert_int_eq(rows, 20);
+    ck_assert_msg(right > 8, "adapted 5-way 5-shot: %d of 20 right (chance 4)", right);
+    c_result_free(&r);
+
+    r = RUN("adapt", "1", "--support", sp, "--query", qp, "--json");
+    expect_rc(&r, 0, "adapt --json");
+    json_t *j = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "predictions")), 20);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "support_rows")), 25);
+    json_decref(j);
+    c_result_free(&r);
+
+    r = RUN("adapt", "1", "--support", sp);
+    expect_rc(&r, 2, "adapt without --query");
+    c_result_free(&r);
+    r = RUN("adapt", "1", "--support", sp, "--query", sp);
+    expect_rc(&r, 2, "no column tells the labels");
+    ck_assert_ptr_nonnull(strstr(r.err, "--label"));
+    c_result_free(&r);
+    r = RUN("adapt", "1", "--support", sp, "--query", sp, "--label", "lettr", "--steps", "1");
+    expect_rc(&r, 1, "protonet takes no steps");
+    ck_assert_ptr_nonnull(strstr(r.err, "steps"));
+    c_result_free(&r);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -502,6 +593,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, url_and_token_from_flags_environment_and_file);
     tcase_add_test(tc, every_command_against_a_real_daemon);
     tcase_add_test(tc, watch_exits_with_the_jobs_outcome);
+    tcase_add_test(tc, adapt_a_protonet_to_held_out_letters);
     suite_add_tcase(s, tc);
     return s;
 }
