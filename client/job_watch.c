@@ -3,7 +3,9 @@
  * follow the job's Server-Sent Events stream, GET /v1/jobs/{id}/events,
  * until its final state, then fetch the job once for its results.
  *
- * Events update the view (watch_view.h): `state`, `progress` and `metric`.
+ * Events update the view (watch_view.h): `state`, `progress` and `metric`,
+ * from the oldest the server still holds (Last-Event-ID: 0), so metrics
+ * of epochs that ended before we connected are in the table too.
  * The server ends the stream after the final state; if the stream ends
  * before that (a restarted daemon, a dropped link, 40 s without even a
  * heartbeat), we reconnect with Last-Event-ID so no event is lost or seen
@@ -93,11 +95,12 @@ static int follow(cli_ctx *ctx, const char *id, watch *w)
         return CLI_EXIT_USAGE;
     }
     while (!w->final) {
-        const char *hdrs[2] = {NULL, NULL};
-        if (cli_sse_last_id(&w->sse)[0]) {
-            snprintf(last, sizeof last, "Last-Event-ID: %s", cli_sse_last_id(&w->sse));
-            hdrs[0] = last;
-        }
+        /* Last-Event-ID: 0 on the first connection replays every event the
+         * server still holds, so the table has the metrics of epochs that
+         * ended before we connected. */
+        const char *lid = cli_sse_last_id(&w->sse)[0] ? cli_sse_last_id(&w->sse) : "0";
+        const char *hdrs[2] = {last, NULL};
+        snprintf(last, sizeof last, "Last-Event-ID: %s", lid);
         cli_req req = {.path = path,
                        .accept = "text/event-stream",
                        .headers = hdrs,
