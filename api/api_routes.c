@@ -266,7 +266,11 @@ static enum MHD_Result h_job_cancel(struct MHD_Connection *c, api__req *r)
     json_t *out = NULL;
     svc_error e = {0};
     int rc = svc_job_cancel(SVC(r), r->params[0], &out, &e);
-    return reply_result(c, rc, MHD_HTTP_OK, out, &e);
+    /* 200: the job has stopped (its state says how); 202: it is still
+     * stopping ("state": "running", "cancel_requested": true). */
+    unsigned ok = json_is_true(json_object_get(out, "cancel_requested")) ? MHD_HTTP_ACCEPTED
+                                                                          : MHD_HTTP_OK;
+    return reply_result(c, rc, ok, out, &e);
 }
 
 static enum MHD_Result h_job_delete(struct MHD_Connection *c, api__req *r)

@@ -237,6 +237,7 @@ int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
     if (rc != SVC_OK)
         return rc;
     int64_t id = j.id;
+    int stopping = 0;
     store_job_clear(&j);
     /* Under svc.mu no worker can claim the job between our read and write. */
     pthread_mutex_lock(&s->mu);
@@ -260,6 +261,7 @@ int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
             while (is_running_here(s, id))
                 if (pthread_cond_timedwait(&s->slot_freed, &s->mu, &dl) == ETIMEDOUT)
                     break;
+            stopping = is_running_here(s, id);
         } else {
             rc = 1; /* already finished */
         }
@@ -273,7 +275,15 @@ int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
     store_job_clear(&j);
     if (rc != STORE_OK)
         return svc__store_fail(e, rc, "job", key);
-    return svc_job_get(s, key, out, e);
+    /* The job as it is now: cancelled, or still stopping (a long step, its
+     * final checkpoint), or finished on its own in the meantime. */
+    rc = svc_job_get(s, key, out, e);
+    if (rc == SVC_OK && stopping) {
+        json_t *st = json_object_get(*out, "state");
+        if (json_is_string(st) && !strcmp(json_string_value(st), "running"))
+            json_object_set_new(*out, "cancel_requested", json_true());
+    }
+    return rc;
 }
 
 int svc_job_delete(svc *s, const char *key, svc_error *e)

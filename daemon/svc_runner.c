@@ -289,19 +289,30 @@ static int record_epoch(run *r)
     return store_metric_add(r->s->db, r->job_id, m, n) == STORE_OK ? SVC_OK : SVC_EIO;
 }
 
+/* A metric as JSON: null when it is not a finite number (an R² on a
+ * constant target, a diverged loss), which jansson could not encode; the
+ * key stays listed. */
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 static json_t *results_json(run *r, const task_eval *ev)
 {
     json_t *res = json_object();
     for (int t = 0; t < r->jd.n_tasks; t++) {
         json_t *o;
         if (r->jd.task[t].classification)
-            o = json_pack("{s:f,s:f,s:f,s:{s:f,s:f}}", "accuracy", ev[t].accuracy, "macro_f1",
-                          ev[t].macro_f1, "loss", ev[t].loss, "baseline", "accuracy",
-                          ev[t].base_accuracy, "macro_f1", ev[t].base_macro_f1);
+            o = json_pack("{s:o,s:o,s:o,s:{s:o,s:o}}", "accuracy", num_or_null(ev[t].accuracy),
+                          "macro_f1", num_or_null(ev[t].macro_f1), "loss",
+                          num_or_null(ev[t].loss), "baseline", "accuracy",
+                          num_or_null(ev[t].base_accuracy), "macro_f1",
+                          num_or_null(ev[t].base_macro_f1));
         else
-            o = json_pack("{s:f,s:f,s:f,s:{s:f,s:f,s:f}}", "mse", ev[t].mse, "mae", ev[t].mae,
-                          "r2", ev[t].r2, "baseline", "mse", ev[t].base_mse, "mae",
-                          ev[t].base_mae, "r2", ev[t].base_r2);
+            o = json_pack("{s:o,s:o,s:o,s:{s:o,s:o,s:o}}", "mse", num_or_null(ev[t].mse), "mae",
+                          num_or_null(ev[t].mae), "r2", num_or_null(ev[t].r2), "baseline",
+                          "mse", num_or_null(ev[t].base_mse), "mae",
+                          num_or_null(ev[t].base_mae), "r2", num_or_null(ev[t].base_r2));
         json_object_set_new(res, r->jd.task[t].name, o);
     }
     json_object_set_new(res, "rows", json_pack("{s:I,s:I}", "train", (json_int_t)r->jd.n_train,

@@ -114,5 +114,5 @@ void eng_regression_metrics(const double *truth, const double *pred, size_t n, d
     if (mae)
         *mae = n ? ae / (double)n : 0;
     if (r2)
-        *r2 = ss_tot > 0 ? 1 - se / ss_tot : 0;
+        *r2 = ss_tot > 0 ? 1 - se / ss_tot : NAN;
 }

@@ -29,8 +29,10 @@ void eng_per_class_pr(const int *truth, const int *pred, size_t n, int k, size_t
  * side are not counted; returns how many rows were left out that way. */
 size_t eng_confusion_matrix(const int *truth, const int *pred, size_t n, int k, size_t *cm);
 
-/* Regression metrics. r2 = 1 - SS_res/SS_tot (0 when SS_tot == 0 and
- * SS_res == 0, -inf-free: returns 0 when SS_tot == 0). */
+/* Regression metrics. r2 = 1 - SS_res/SS_tot; NaN when SS_tot == 0 (a
+ * constant target, or n == 0): R² is undefined there, and any number would
+ * be a made-up score (callers report it as missing). mse and mae are 0 for
+ * n == 0. */
 void eng_regression_metrics(const double *truth, const double *pred, size_t n,
                             double *mse, double *mae, double *r2);
 

@@ -498,6 +498,149 @@ START_TEST(watcher_limit_and_a_cancelled_job_ends_its_stream)
 }
 END_TEST
 
+/* R² of a constant target is undefined: null in the results and in the
+ * metrics (the metric still listed), an empty cell in CSV; the job
+ * succeeds, and the other task's R² is a number. The data: the real
+ * stackoverflow rows whose hobby column is 1, with hobby as a target. */
+START_TEST(r2_of_a_constant_target_is_null)
+{
+    size_t len = 0;
+    char *csv = h_read_file(h_src("data/stackoverflow/stackoverflow.csv"), &len);
+    ck_assert_ptr_nonnull(csv);
+    char *sub = malloc(len + 1);
+    size_t sl = 0;
+    int rows = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(csv, "\n", &save); line && rows < 600;
+         line = strtok_r(NULL, "\n", &save)) {
+        const char *c2 = strchr(line, ',');
+        c2 = c2 ? strchr(c2 + 1, ',') : NULL; /* hobby is the third column */
+        int header = sl == 0;
+        if (!header && !(c2 && !strncmp(c2, ",1,", 3)))
+            continue;
+        size_t n = strlen(line);
+        memcpy(sub + sl, line, n);
+        sl += n;
+        sub[sl++] = '\n';
+        rows += !header;
+    }
+    free(csv);
+    ck_assert_int_eq(rows, 600);
+    h_resp up = h_req(&P, "POST", "/v1/datasets?name=hobbyists", "text/csv", sub, sl);
+    ck_assert_msg(up.status == 201, "%ld %s", up.status, up.body);
+    h_resp_free(&up);
+    free(sub);
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"hobby\",\"dataset\":\"hobbyists\",\"target\":\"hobby\","
+                            "\"kind\":\"regression\"}",
+                            201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"pay\",\"dataset\":\"hobbyists\",\"target\":\"salary\","
+                            "\"kind\":\"regression\"}",
+                            201));
+    json_t *j = h_post_json(&P, "/v1/jobs",
+                            "{\"algorithm\":\"multitask\",\"tasks\":[\"hobby\",\"pay\"],"
+                            "\"model\":{\"trunk\":[8]},\"epochs\":2,\"seed\":3}",
+                            202);
+    long long id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    json_t *done = h_wait_job(&P, id, 120);
+    ck_assert_str_eq(json_string_value(json_object_get(done, "state")), "succeeded");
+    json_t *res = json_object_get(done, "results");
+    json_t *hob = json_object_get(res, "hobby"), *pay = json_object_get(res, "pay");
+    ck_assert_msg(json_is_object(hob) && json_is_object(pay), "results: %s",
+                  json_dumps(res, 0));
+    ck_assert_msg(json_is_null(json_object_get(hob, "r2")), "r2 of a constant target");
+    ck_assert(json_is_null(json_object_get(json_object_get(hob, "baseline"), "r2")));
+    ck_assert(json_is_number(json_object_get(hob, "mse")));
+    ck_assert(json_is_number(json_object_get(hob, "mae")));
+    ck_assert(json_is_number(json_object_get(pay, "r2")));
+    json_decref(done);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
+    json_t *m = h_get_json(&P, path, 200);
+    int nulls = 0, numbers = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "metrics"), i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "name")), "r2") != 0)
+            continue;
+        json_t *v = json_object_get(e, "value");
+        ck_assert(json_object_get(e, "value") != NULL);
+        if (!strcmp(json_string_value(json_object_get(e, "task")), "hobby")) {
+            ck_assert(json_is_null(v));
+            nulls++;
+        } else {
+            ck_assert(json_is_number(v));
+            numbers++;
+        }
+    }
+    ck_assert_int_eq(nulls, 2); /* one per epoch */
+    ck_assert_int_eq(numbers, 2);
+    json_decref(m);
+    snprintf(path, sizeof path, "/v1/jobs/%lld/metrics?format=csv", id);
+    h_resp c = h_req(&P, "GET", path, NULL, NULL, 0);
+    ck_assert_int_eq(c.status, 200);
+    ck_assert_msg(strstr(c.body, ",hobby,test,r2,\n") != NULL, "%s", c.body);
+    h_resp_free(&c);
+}
+END_TEST
+
+/* The cancel reply shows the job as it is: 200 with the stopped state,
+ * or 202 "running" + cancel_requested while it stops; a queued job is
+ * cancelled at once; a finished one is 409 naming its state. */
+START_TEST(cancel_reports_the_state)
+{
+    long long run = submit(100000), queued = submit(100000); /* one worker */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", run);
+    json_t *j = NULL;
+    for (int i = 0; i < 600; i++) { /* until it runs (60 s at most) */
+        j = h_get_json(&P, path, 200);
+        if (!strcmp(json_string_value(json_object_get(j, "state")), "running"))
+            break;
+        json_decref(j);
+        j = NULL;
+        usleep(100 * 1000);
+    }
+    ck_assert_msg(j != NULL, "the job never ran");
+    json_decref(j);
+    /* the queued one: at once */
+    snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", queued);
+    h_resp q = h_req(&P, "POST", path, NULL, NULL, 0);
+    ck_assert_msg(q.status == 200, "%ld %s", q.status, q.body);
+    j = h_json(&q);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "cancelled");
+    ck_assert(json_is_string(json_object_get(j, "finished_at")));
+    json_decref(j);
+    h_resp_free(&q);
+    /* the running one */
+    snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", run);
+    h_resp c = h_req(&P, "POST", path, NULL, NULL, 0);
+    j = h_json(&c);
+    ck_assert_ptr_nonnull(j);
+    const char *st = json_string_value(json_object_get(j, "state"));
+    if (c.status == 200) {
+        ck_assert_str_eq(st, "cancelled");
+        ck_assert(json_is_string(json_object_get(j, "finished_at")));
+        ck_assert(json_object_get(j, "cancel_requested") == NULL);
+    } else {
+        ck_assert_msg(c.status == 202, "%ld %s", c.status, c.body);
+        ck_assert_str_eq(st, "running");
+        ck_assert(json_is_true(json_object_get(j, "cancel_requested")));
+    }
+    json_decref(j);
+    h_resp_free(&c);
+    json_t *done = h_wait_job(&P, run, 120);
+    ck_assert_str_eq(json_string_value(json_object_get(done, "state")), "cancelled");
+    json_decref(done);
+    h_resp again = h_req(&P, "POST", path, NULL, NULL, 0);
+    h_expect_error(&again, 409, "conflict", "cancelled", NULL);
+    h_resp_free(&again);
+}
+END_TEST
+
 Suite *api_live_suite(void);
 Suite *api_live_suite(void)
 {
@@ -509,6 +652,8 @@ Suite *api_live_suite(void)
     tcase_add_test(tc, predictions_reproduce_the_evaluation);
     tcase_add_test(tc, predictions_from_a_csv_body);
     tcase_add_test(tc, watcher_limit_and_a_cancelled_job_ends_its_stream);
+    tcase_add_test(tc, r2_of_a_constant_target_is_null);
+    tcase_add_test(tc, cancel_reports_the_state);
     suite_add_tcase(s, tc);
     return s;
 }
