@@ -314,9 +314,11 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
         if (rc != SVC_OK)
             return rc;
         if (weight) {
+            char wp[80];
+            snprintf(wp, sizeof wp, "%s.weight", p);
             if (!json_is_number(weight) || json_number_value(weight) < 0 ||
                 json_number_value(weight) > 1e6)
-                return svc__fail(e, SVC_EINVAL, p, "'%s.weight' must be a number from 0 to 1e6", p);
+                return svc__fail(e, SVC_EINVAL, wp, "'%s' must be a number from 0 to 1e6", wp);
             sp->tasks[i].weight = json_number_value(weight);
         }
         for (size_t j = 0; j < i; j++)
@@ -324,6 +326,16 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
                 return svc__fail(e, SVC_EINVAL, p, "task '%s' is listed twice", sp->tasks[i].task);
     }
     sp->n_tasks = (int)json_array_size(v);
+    /* A weight of 0 leaves that task out of the loss (it is still evaluated);
+     * every weight 0 leaves nothing to train. */
+    int trained = 0;
+    for (int k = 0; k < sp->n_tasks; k++)
+        trained += sp->tasks[k].weight > 0;
+    if (!trained)
+        return svc__fail(e, SVC_EINVAL, path,
+                         "every task in '%s' has weight 0: nothing would be trained (give at "
+                         "least one task a weight above 0)",
+                         path);
     return SVC_OK;
 }
 

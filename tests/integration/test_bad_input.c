@@ -128,9 +128,27 @@ START_TEST(job_spec_errors_name_the_key_path)
            "invalid", NULL, "algorithm");
     expect(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"]"), 400,
            "invalid_json", "column", NULL);
+    /* weights: a negative one names its key; all of them 0 leaves nothing
+     * to train (one 0 among others is fine: that task is only evaluated) */
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
+                            "\"kind\":\"classification\"}",
+                            201));
+    expect(post("/v1/jobs", J,
+                "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\","
+                "\"weight\":-1}]}"),
+           422, "invalid", "tasks[0].weight", "tasks[0].weight");
+    expect(post("/v1/jobs", J,
+                "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\",\"weight\":0},"
+                "{\"task\":\"remote\",\"weight\":0.0}]}"),
+           422, "invalid", "weight 0", "tasks");
     json_t *l = h_get_json(&P, "/v1/jobs", 200);
     ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
     json_decref(l);
+    json_decref(h_post_json(&P, "/v1/jobs",
+                            "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\","
+                            "\"weight\":0},{\"task\":\"remote\",\"weight\":1}],\"epochs\":1}",
+                            202));
 }
 END_TEST
 
