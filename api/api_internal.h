@@ -14,7 +14,8 @@
 
 #define API__MAX_PARAMS 2
 
-typedef enum { BODY_NONE = 0, BODY_JSON = 1, BODY_CSV = 2 } api__body_kind;
+/* BODY_BINARY: raw bytes (application/octet-stream) gathered up to max_import. */
+typedef enum { BODY_NONE = 0, BODY_JSON = 1, BODY_CSV = 2, BODY_BINARY = 3 } api__body_kind;
 
 struct api_server;
 

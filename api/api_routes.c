@@ -486,6 +486,25 @@ static enum MHD_Result h_job_adapt(struct MHD_Connection *c, api__req *r)
     return reply_result(c, rc, MHD_HTTP_OK, out, &e);
 }
 
+/* ---- imported models ------------------------------------------------------ */
+
+static enum MHD_Result h_checkpoint_import(struct MHD_Connection *c, api__req *r)
+{
+    const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+    json_t *out = NULL;
+    svc_error e = {0};
+    int rc = svc_checkpoint_import(SVC(r), name, r->body ? r->body : "", r->len, &out, &e);
+    return reply_result(c, rc, MHD_HTTP_CREATED, out, &e);
+}
+
+static enum MHD_Result h_checkpoint_list(struct MHD_Connection *c, api__req *r)
+{
+    json_t *out = NULL;
+    svc_error e = {0};
+    int rc = svc_checkpoint_list(SVC(r), &out, &e);
+    return reply_page(c, rc, out, &e, "checkpoints");
+}
+
 const api__route api__routes[] = {
     {"GET", "/v1/health", BODY_NONE, h_health, 0},
     {"POST", "/v1/datasets", BODY_CSV, h_dataset_create, API__CREATES},
@@ -508,6 +527,8 @@ const api__route api__routes[] = {
     {"POST", "/v1/jobs/{id}/adapt", BODY_JSON, h_job_adapt, 0},
     {"GET", "/v1/jobs/{id}/checkpoints", BODY_NONE, h_job_checkpoints, 0},
     {"GET", "/v1/jobs/{id}/checkpoints/{which}", BODY_NONE, h_job_checkpoint_file, 0},
+    {"POST", "/v1/checkpoints", BODY_BINARY, h_checkpoint_import, API__CREATES},
+    {"GET", "/v1/checkpoints", BODY_NONE, h_checkpoint_list, 0},
     {"GET", "/metrics", BODY_NONE, api__h_metrics, 0},
 };
 const size_t api__n_routes = sizeof api__routes / sizeof api__routes[0];

@@ -197,6 +197,12 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                     NULL,
                                     "the body must be JSON (Content-Type: application/json) "
                                     "or CSV (Content-Type: text/csv)");
+    } else if (r->route->body == BODY_BINARY) {
+        if (content_type_is(c, "application/octet-stream") == 0)
+            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                                    NULL,
+                                    "the body must be the file's bytes "
+                                    "(Content-Type: application/octet-stream)");
     } else if (r->route->body == BODY_JSON) {
         if (content_type_is(c, "application/json") == 0)
             return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
@@ -238,10 +244,12 @@ static void body_chunk(struct api_server *a, api__req *r, const char *data, size
         api__upload_chunk(a, r, data, n); /* inflate, parse, store: api_upload.c */
         return;
     }
-    if (r->len + n > a->cfg.max_json_body) {
+    size_t limit = r->route->body == BODY_BINARY ? a->cfg.max_import : a->cfg.max_json_body;
+    if (r->len + n > limit) {
         char msg[160];
-        snprintf(msg, sizeof msg, "the JSON body is larger than the limit of %zu bytes",
-                 a->cfg.max_json_body);
+        snprintf(msg, sizeof msg, "the %s body is larger than the limit of %zu bytes (%s)",
+                 r->route->body == BODY_BINARY ? "file" : "JSON", limit,
+                 r->route->body == BODY_BINARY ? "max_import" : "max_json_body");
         set_err(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL, msg);
         return;
     }
@@ -497,6 +505,8 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         a->cfg.max_watchers = 16;
     if (!a->cfg.max_json_depth)
         a->cfg.max_json_depth = 32;
+    if (!a->cfg.max_import)
+        a->cfg.max_import = (size_t)256 << 20;
     if (!a->cfg.max_uri)
         a->cfg.max_uri = 8192;
     if (!a->cfg.max_header_bytes)

@@ -69,6 +69,8 @@ static const setting settings[] = {
      "seconds an idle connection is kept"},
     {"max-connections-per-ip", T_LONG, L(max_connections_per_ip), "128", 0, 65536,
      "simultaneous HTTP connections from one address; more get 429 (0 = no limit)"},
+    {"max-import", T_LONG, L(max_import), "268435456", 1024, 1L << 34,
+     "largest model file imported with POST /v1/checkpoints, in bytes"},
     {"predict-rows", T_LONG, L(predict_rows), "10000", 1, 1000000,
      "rows in one POST /v1/jobs/{id}/predict request"},
     {"sse-watchers", T_LONG, L(sse_watchers), "16", 1, 10000,

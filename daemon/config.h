@@ -21,6 +21,7 @@ typedef struct {
     long http_threads;
     long max_json_body;
     long max_upload;
+    long max_import;
     long max_rows, max_columns, max_levels, max_field, max_line; /* CSV uploads */
     long max_connections;
     long connection_timeout;

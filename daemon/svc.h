@@ -204,6 +204,19 @@ int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_
 int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t **out,
                   svc_error *e);
 
+/* ---- imported models (svc_import.c) -------------------------------------
+ * POST /v1/checkpoints: bytes of a safetensors file in mtld's MLP layout
+ * (trunk.<i>.weight/bias, optional head.weight/bias, F32; docs/guide.md),
+ * validated strictly (names, ranks, chained shapes, dtype, offsets, finite
+ * values, optional __metadata__.features) before anything is kept, then
+ * stored durably. name may be NULL. *out = {"id", "name", "bytes",
+ * "trunk": [{"in","out"}], "head", "features", "metadata", "created_at"}.
+ * Jobs start from it with "from_checkpoint": {"checkpoint": id or name}. */
+int svc_checkpoint_import(svc *s, const char *name, const void *bytes, size_t n, json_t **out,
+                          svc_error *e);
+/* *out = {"checkpoints": [...]} oldest first. */
+int svc_checkpoint_list(svc *s, json_t **out, svc_error *e);
+
 /* ---- figures for GET /metrics (svc_stats.c) ----------------------------- */
 #define SVC_STATS_MAX_RUNNING 64
 typedef struct {

@@ -124,6 +124,7 @@ typedef struct {
     int checkpoint_every;
     int keep_checkpoints;
     char from_job[65];        /* from_checkpoint: the source job's id ("" = none) */
+    char from_import[65];     /* from_checkpoint {"checkpoint": id or name}: an imported model */
     int freeze_trunk;         /* "freeze": "trunk" (finetune): trunk parameters stay fixed */
     /* engine options (svc_spec.c; docs/guide.md has the formulas) */
     double dropout, leaky_slope;
@@ -180,5 +181,9 @@ json_t *svc__safetensors_metadata(const char *path);
 /* Copies tensor name (F32, count elements) into dst; -1 if absent or mismatched. */
 int svc__safetensors_get(const svc__safetensors *st, const char *name, float *dst, size_t count);
 void svc__safetensors_clear(svc__safetensors *st);
+
+/* The file of imported model key (id or name): SVC_EINVAL naming
+ * from_checkpoint.checkpoint when there is none (svc_import.c). */
+int svc__import_path(svc *s, const char *key, char *path, size_t pathlen, svc_error *e);
 
 #endif

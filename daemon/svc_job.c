@@ -161,6 +161,11 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
         if (rc != STORE_OK)
             return svc__store_fail(e, rc, "checkpoint of job", sp.from_job);
     }
+    if (sp.from_import[0]) {
+        char path[4096];
+        if ((rc = svc__import_path(s, sp.from_import, path, sizeof path, e)) != SVC_OK)
+            return rc;
+    }
     if (s->max_queued > 0) {
         svc_counts c;
         if (svc_job_counts(s, &c) == SVC_OK && c.queued >= s->max_queued)

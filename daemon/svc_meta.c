@@ -536,6 +536,7 @@ typedef struct {
     double loss_sum;
     int64_t loss_n;
     long rss_start;
+    json_t *from_note;          /* from_checkpoint: what was copied (for results) */
 } mrun;
 
 static long rss_now(void)
@@ -918,6 +919,7 @@ static void mrun_free(mrun *r)
     free(r->x_mean);
     free(r->x_std);
     free(r->spec_text);
+    json_decref(r->from_note);
     class_split_clear(&r->cs);
     svc__jobdata_clear(&r->jd);
     svc__jobdata_clear(&r->jd_test);
@@ -1018,6 +1020,105 @@ static int setup(mrun *r)
     return 0;
 }
 
+/* from_checkpoint on a meta-learning job: the initial θ (layers.<l>) takes
+ * the source's weights where the shapes fit — an imported model's trunk.<l>
+ * and head, a multitask job's trunk.<l> and the head of the task of the
+ * same name, or a meta-learning job's layers.<l> — and keeps its seeded
+ * initialisation elsewhere (Meta-SGD's rates always start at inner.lr).
+ * 0, or -1 with msg filled when the source cannot be read. */
+static int apply_from_checkpoint(mrun *r, char *msg, size_t msglen)
+{
+    svc__safetensors st = {0};
+    store_checkpoint c = {0};
+    svc_error ie = {0};
+    char path[4096], err[256];
+    int rc = -1;
+    const int imp = r->sp.from_import[0] != 0;
+    if (imp) {
+        if (svc__import_path(r->s, r->sp.from_import, path, sizeof path, &ie) != SVC_OK) {
+            snprintf(msg, msglen, "from_checkpoint: %s", ie.message);
+            return -1;
+        }
+    } else {
+        if (store_checkpoint_latest(r->s->db, strtoll(r->sp.from_job, NULL, 10), &c) !=
+            STORE_OK) {
+            snprintf(msg, msglen, "from_checkpoint: job %s has no checkpoint any more",
+                     r->sp.from_job);
+            return -1;
+        }
+        snprintf(path, sizeof path, "%s", c.path);
+    }
+    if (svc__safetensors_read(path, &st, err, sizeof err) != 0) {
+        snprintf(msg, msglen, "from_checkpoint: %s", err);
+        goto done;
+    }
+    json_t *meta = json_object_get(st.header, "__metadata__");
+    const char *fmt = json_string_value(json_object_get(meta, "format"));
+    const int src_meta = fmt && !strcmp(fmt, "mtld-meta-checkpoint-1");
+    char head_prefix[96] = "";
+    if (imp) {
+        snprintf(head_prefix, sizeof head_prefix, "head");
+    } else if (!src_meta) { /* a multitask job: the head of the task of the same name */
+        const char *tt = json_string_value(json_object_get(meta, "tasks"));
+        json_t *tasks = tt ? json_loads(tt, 0, NULL) : NULL;
+        size_t k;
+        json_t *to;
+        json_array_foreach(tasks, k, to)
+        {
+            const char *nm = json_string_value(json_object_get(to, "name"));
+            if (nm && !strcmp(nm, r->task_name))
+                snprintf(head_prefix, sizeof head_prefix, "tasks.%zu.head", k);
+        }
+        json_decref(tasks);
+    }
+    /* the first layer only over the same inputs (or a model that does not say) */
+    const char *ftext = json_string_value(json_object_get(meta, "features"));
+    json_t *feats = ftext ? json_loads(ftext, 0, NULL) : NULL;
+    const int same_inputs = !ftext || (r->jd.input_names && json_equal(feats, r->jd.input_names));
+    json_decref(feats);
+    eng_fnet *net = eng_meta_net(r->m);
+    const eng_fnet_spec *fs = eng_fnet_get_spec(net);
+    const int has_head = engine_alg(r->sp.algorithm) != ENG_META_PROTONET;
+    json_t *copied = json_array(), *reinit = json_array();
+    for (int l = 1; l <= fs->n_layers; l++)
+        for (int bias = 0; bias < 2; bias++) {
+            char mine[48], src[128] = "";
+            const char *part = bias ? "bias" : "weight";
+            snprintf(mine, sizeof mine, "layers.%d.%s", l - 1, part);
+            int is_head = has_head && l == fs->n_layers;
+            if (src_meta)
+                snprintf(src, sizeof src, "%s", mine);
+            else if (is_head && head_prefix[0])
+                snprintf(src, sizeof src, "%s.%s", head_prefix, part);
+            else if (!is_head)
+                snprintf(src, sizeof src, "trunk.%d.%s", l - 1, part);
+            json_t *shape = json_object_get(json_object_get(st.header, src), "shape");
+            int ok = src[0] && (l > 1 || same_inputs) && (int)json_array_size(shape) == (bias ? 1 : 2) &&
+                     json_integer_value(json_array_get(shape, 0)) == fs->dims[l] &&
+                     (bias || json_integer_value(json_array_get(shape, 1)) == fs->dims[l - 1]);
+            size_t off = bias ? eng_fnet_bias_offset(net, l) : eng_fnet_weight_offset(net, l);
+            size_t cnt = (size_t)fs->dims[l] * (bias ? 1 : (size_t)fs->dims[l - 1]);
+            /* through the gradient buffer, so a bad tensor leaves θ intact */
+            if (ok && svc__safetensors_get(&st, src, r->grad, cnt) == 0) {
+                memcpy(r->theta + off, r->grad, cnt * sizeof *r->theta);
+                json_array_append_new(copied, json_string(mine));
+            } else {
+                json_array_append_new(reinit, json_string(mine));
+            }
+        }
+    memset(r->grad, 0, r->nmeta * sizeof *r->grad);
+    r->from_note = imp ? json_pack("{s:s,s:o,s:o}", "checkpoint", r->sp.from_import, "copied",
+                                   copied, "reinitialised", reinit)
+                       : json_pack("{s:I,s:I,s:o,s:o}", "job",
+                                   (json_int_t)strtoll(r->sp.from_job, NULL, 10), "step",
+                                   (json_int_t)c.step, "copied", copied, "reinitialised", reinit);
+    rc = 0;
+done:
+    svc__safetensors_clear(&st);
+    store_checkpoint_clear(&c);
+    return rc;
+}
+
 typedef struct {
     double mean[SVC__META_MAX_EVAL_STEPS], ci[SVC__META_MAX_EVAL_STEPS];
     double loss[SVC__META_MAX_EVAL_STEPS];
@@ -1114,6 +1215,8 @@ static json_t *results_json(mrun *r, const eval_out *ev)
                                      : json_pack("{s:o,s:o}", "accuracy", last_val, "loss",
                                                  last_loss));
     json_object_set_new(res, "meta_parameters", json_integer((json_int_t)r->nmeta));
+    if (r->from_note)
+        json_object_set(res, "from_checkpoint", r->from_note);
     json_object_set_new(res, "memory",
                         json_pack("{s:I,s:I,s:I}", "rss_start_bytes", (json_int_t)r->rss_start,
                                   "rss_end_bytes", (json_int_t)rss_now(), "peak_rss_bytes",
@@ -1151,6 +1254,11 @@ void svc__run_meta_job(svc *s, int64_t job_id, svc__running *slot)
         eng_rng init;
         eng_rng_seed(&init, r.sp.seed);
         eng_meta_init(r.m, r.theta, &init);
+        if ((r.sp.from_job[0] || r.sp.from_import[0]) &&
+            apply_from_checkpoint(&r, msg, sizeof msg) != 0) {
+            fail_job(&r, "checkpoint_unreadable", msg);
+            goto out;
+        }
         memset(r.am, 0, r.nmeta * sizeof *r.am);
         memset(r.av, 0, r.nmeta * sizeof *r.av);
         r.step = 0;

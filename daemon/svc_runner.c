@@ -595,11 +595,19 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
     char err[256];
     int rc = -1;
     int64_t src = strtoll(r->sp.from_job, NULL, 10);
-    if (store_checkpoint_latest(r->s->db, src, &c) != STORE_OK) {
+    const int from_import = r->sp.from_import[0] != 0;
+    char ipath[4096];
+    svc_error ie = {0};
+    if (from_import) {
+        if (svc__import_path(r->s, r->sp.from_import, ipath, sizeof ipath, &ie) != SVC_OK) {
+            snprintf(msg, msglen, "from_checkpoint: %s", ie.message);
+            goto done;
+        }
+    } else if (store_checkpoint_latest(r->s->db, src, &c) != STORE_OK) {
         snprintf(msg, msglen, "from_checkpoint: job %s has no checkpoint any more", r->sp.from_job);
         goto done;
     }
-    if (svc__safetensors_read(c.path, &st, err, sizeof err) != 0) {
+    if (svc__safetensors_read(from_import ? ipath : c.path, &st, err, sizeof err) != 0) {
         snprintf(msg, msglen, "from_checkpoint: %s", err);
         goto done;
     }
@@ -620,7 +628,10 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
             meta_head = L - 1;
         json_decref(net);
     }
-    int same_inputs = json_equal(feats, r->jd.input_names);
+    /* an imported model that does not name its inputs is trusted to read the
+     * job's (the first layer is copied if its shape fits) */
+    int same_inputs = json_equal(feats, r->jd.input_names) ||
+                      (from_import && !json_object_get(meta, "features"));
     json_t *copied = json_array(), *reinit = json_array(), *notes = json_array();
     float *p = eng_mtl_params(r->model);
     int nt = eng_mtl_ntensors(r->model);
@@ -638,7 +649,12 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
         } else if (sscanf(ti.name, "tasks.%d.%n", &t, &off) == 1 && t >= 0 &&
                    t < r->jd.n_tasks) {
             head = !strncmp(ti.name + off, "head.", 5);
-            if (from_meta) {
+            if (from_import) {
+                if (head) {
+                    snprintf(sname, sizeof sname, "head.%s", ti.name + off + 5);
+                    ok = 1;
+                }
+            } else if (from_meta) {
                 if (head && meta_head >= 0) {
                     snprintf(sname, sizeof sname, "layers.%d.%s", meta_head, ti.name + off + 5);
                     ok = same_inputs || meta_head > 0;
@@ -685,8 +701,12 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
         json_array_append_new(notes, json_string(note));
     }
     memset(r->m, 0, eng_mtl_nparams(r->model) * sizeof *r->m);
-    r->from_note = json_pack("{s:I,s:I,s:o,s:o}", "job", (json_int_t)src, "step",
-                             (json_int_t)c.step, "copied", copied, "reinitialised", reinit);
+    if (from_import)
+        r->from_note = json_pack("{s:s,s:o,s:o}", "checkpoint", r->sp.from_import, "copied",
+                                 copied, "reinitialised", reinit);
+    else
+        r->from_note = json_pack("{s:I,s:I,s:o,s:o}", "job", (json_int_t)src, "step",
+                                 (json_int_t)c.step, "copied", copied, "reinitialised", reinit);
     if (json_array_size(notes))
         json_object_set(r->from_note, "notes", notes);
     if (from_meta)
@@ -744,7 +764,7 @@ static int fresh_start(run *r, char *msg, size_t msglen)
     r->best_score = INFINITY;
     r->last_ckpt = 0;
     store_metric_truncate(r->s->db, r->job_id, 0);
-    if (r->sp.from_job[0])
+    if (r->sp.from_job[0] || r->sp.from_import[0])
         return apply_from_checkpoint(r, msg, msglen);
     return 0;
 }

@@ -360,14 +360,33 @@ static int apply_from_checkpoint(svc__spec *sp, json_t *v, const char *path, svc
         json_t *kv;
         json_object_foreach(v, k, kv)
         {
-            if (strcmp(k, "job") != 0)
-                return svc__fail(e, SVC_EINVAL, path, "unknown key '%s.%s' (expected job)", path,
-                                 k);
+            if (strcmp(k, "job") != 0 && strcmp(k, "checkpoint") != 0)
+                return svc__fail(e, SVC_EINVAL, path,
+                                 "unknown key '%s.%s' (expected job or checkpoint)", path, k);
+        }
+        json_t *imp = json_object_get(v, "checkpoint");
+        if (imp && json_object_get(v, "job"))
+            return svc__fail(e, SVC_EINVAL, path,
+                             "'%s' takes either 'job' or 'checkpoint', not both", path);
+        if (imp) {
+            snprintf(field, sizeof field, "%s.checkpoint", path);
+            if (json_is_integer(imp) && json_integer_value(imp) > 0)
+                snprintf(sp->from_import, sizeof sp->from_import, "%lld",
+                         (long long)json_integer_value(imp));
+            else if (json_is_string(imp) && json_string_length(imp) > 0 &&
+                     json_string_length(imp) <= 64)
+                snprintf(sp->from_import, sizeof sp->from_import, "%s", json_string_value(imp));
+            else
+                return svc__fail(e, SVC_EINVAL, field,
+                                 "'%s' must be the id or name of an imported model "
+                                 "(POST /v1/checkpoints)", field);
+            return SVC_OK;
         }
         snprintf(field, sizeof field, "%s.job", path);
         v = json_object_get(v, "job");
         if (!v)
-            return svc__fail(e, SVC_EINVAL, field, "'%s' is required", field);
+            return svc__fail(e, SVC_EINVAL, field, "'%s' is required (or '%s.checkpoint')",
+                             field, path);
     }
     if (json_is_integer(v) && json_integer_value(v) > 0) {
         snprintf(sp->from_job, sizeof sp->from_job, "%lld", (long long)json_integer_value(v));
@@ -577,7 +596,7 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     rc = resolve_es_task(&sp, e);
     if (rc != SVC_OK)
         return rc;
-    if (sp.algorithm == SVC_ALG_FINETUNE && !sp.from_job[0])
+    if (sp.algorithm == SVC_ALG_FINETUNE && !sp.from_job[0] && !sp.from_import[0])
         return svc__fail(e, SVC_EINVAL, "from_checkpoint",
                          "'from_checkpoint' is required: finetune starts from a checkpoint");
     if (json_object_get(spec, "freeze") && sp.algorithm != SVC_ALG_FINETUNE)

@@ -106,6 +106,17 @@ static const struct {
      " body BLOB,"
      " created_at TEXT NOT NULL DEFAULT (" STORE__NOW "));"
      "CREATE INDEX idempotency_created ON idempotency(created_at);"},
+    {4,
+     /* Imported models (POST /v1/checkpoints, store/imports.c): a
+      * safetensors file validated and written by the service layer, that
+      * any job may start from. */
+     "CREATE TABLE imports("
+     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " name TEXT UNIQUE,"
+     " path TEXT NOT NULL,"
+     " bytes INTEGER NOT NULL,"
+     " meta TEXT,"
+     " created_at TEXT NOT NULL DEFAULT (" STORE__NOW "));"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -210,6 +210,27 @@ int store_checkpoint_list(store *s, int64_t job_id, store_checkpoint **out, size
 int store_checkpoint_latest(store *s, int64_t job_id, store_checkpoint *out);
 int store_checkpoint_delete(store *s, int64_t id);
 
+/* ---- imported models (imports.c) ---------------------------------------- */
+
+typedef struct {
+    int64_t id;
+    char *name;      /* NULL when imported without a name */
+    char *path;      /* absolute file path, written by the service layer */
+    int64_t bytes;
+    char *meta;      /* opaque text from the service layer (JSON) */
+    char *created_at;
+} store_import;
+
+void store_import_clear(store_import *m);
+void store_import_list_free(store_import *m, size_t n);
+/* STORE_EEXISTS when the name is taken; all-digit names are STORE_EINVAL. */
+int store_import_add(store *s, const char *name, const char *path, int64_t bytes,
+                     const char *meta, int64_t *id_out);
+/* key: an id in decimal or a name. STORE_ENOTFOUND. */
+int store_import_find(store *s, const char *key, store_import *out);
+/* Oldest first. */
+int store_import_list(store *s, store_import **out, size_t *n);
+
 /* ---- idempotency keys (idempotency.c) ----------------------------------- */
 
 typedef struct {

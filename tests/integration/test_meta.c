@@ -546,6 +546,203 @@ START_TEST(finetune_from_meta_checkpoint)
 }
 END_TEST
 
+/* ---- imported models (POST /v1/checkpoints) ------------------------------ */
+
+typedef struct {
+    const char *name, *dtype;
+    int rank, shape[2];
+    const float *data;
+} st_tensor;
+
+/* A safetensors file of the tensors (data back to back), plus `extra`
+ * trailing bytes; *n its size. malloc'd. */
+static unsigned char *make_st(const st_tensor *t, int nt, const char *meta_features, size_t extra,
+                              size_t *n)
+{
+    json_t *h = json_object();
+    size_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        size_t cnt = (size_t)t[i].shape[0] * (t[i].rank == 2 ? (size_t)t[i].shape[1] : 1);
+        json_t *shape = t[i].rank == 2 ? json_pack("[i,i]", t[i].shape[0], t[i].shape[1])
+                                       : json_pack("[i]", t[i].shape[0]);
+        json_object_set_new(h, t[i].name,
+                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", t[i].dtype, "shape", shape,
+                                      "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + cnt * 4)));
+        off += cnt * 4;
+    }
+    if (meta_features)
+        json_object_set_new(h, "__metadata__", json_pack("{s:s}", "features", meta_features));
+    char *text = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    size_t hl = strlen(text), pad = (8 - hl % 8) % 8;
+    *n = 8 + hl + pad + off + extra;
+    unsigned char *b = calloc(1, *n);
+    uint64_t L = hl + pad;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(L >> (8 * i));
+    memcpy(b + 8, text, hl);
+    memset(b + 8 + hl, ' ', pad);
+    free(text);
+    off = 8 + hl + pad;
+    for (int i = 0; i < nt; i++) {
+        size_t cnt = (size_t)t[i].shape[0] * (t[i].rank == 2 ? (size_t)t[i].shape[1] : 1);
+        memcpy(b + off, t[i].data, cnt * 4);
+        off += cnt * 4;
+    }
+    return b;
+}
+
+static h_resp post_st(const char *query, const unsigned char *b, size_t n)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/checkpoints%s", query);
+    return h_req(&P, "POST", path, "application/octet-stream", b, n);
+}
+
+/* A pretrained MLP (16 → 32 → 32, head 5) made here as PyTorch would save
+ * it: imported after strict checks, then used by a finetune job (trunk
+ * frozen: the job's trunk is bit for bit the file's) and a meta job. */
+START_TEST(import_pretrained_model)
+{
+    static float w0[32 * 16], b0[32], w1[32 * 32], b1[32], hw[5 * 32], hb[5];
+    for (int i = 0; i < 32 * 32; i++) {
+        if (i < 32 * 16)
+            w0[i] = (float)sin(i * 0.37) * 0.2f;
+        w1[i] = (float)cos(i * 0.11) * 0.15f;
+        if (i < 32) {
+            b0[i] = 0.01f * (float)i;
+            b1[i] = -0.01f * (float)i;
+        }
+        if (i < 5 * 32)
+            hw[i] = 0.05f * (float)sin(i);
+        if (i < 5)
+            hb[i] = 0;
+    }
+    st_tensor good[] = {{"trunk.0.weight", "F32", 2, {32, 16}, w0},
+                        {"trunk.0.bias", "F32", 1, {32, 0}, b0},
+                        {"trunk.1.weight", "F32", 2, {32, 32}, w1},
+                        {"trunk.1.bias", "F32", 1, {32, 0}, b1},
+                        {"head.weight", "F32", 2, {5, 32}, hw},
+                        {"head.bias", "F32", 1, {5, 0}, hb}};
+    size_t n;
+    unsigned char *b = make_st(good, 6, NULL, 0, &n);
+    h_resp r = post_st("?name=pre", b, n);
+    ck_assert_msg(r.status == 201, "import: %ld %s", r.status, r.body);
+    json_t *o = h_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "name")), "pre");
+    ck_assert_int_eq(json_array_size(json_object_get(o, "trunk")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(o, "head"), "out")), 5);
+    json_decref(o);
+    h_resp_free(&r);
+    r = post_st("?name=pre", b, n); /* the name is taken */
+    h_expect_error(&r, 409, NULL, "pre", "name");
+    h_resp_free(&r);
+    r = h_req(&P, "POST", "/v1/checkpoints", "application/json", b, n);
+    ck_assert_int_eq(r.status, 415);
+    h_resp_free(&r);
+
+    /* strict validation: each broken file is refused naming what is wrong */
+    struct {
+        int which;         /* tensor to break */
+        const char *what;  /* how */
+        const char *field, *needle;
+    } bad[] = {
+        {0, "dtype", "trunk.0.weight", "F32"},
+        {2, "chain", "trunk.1.weight", "reads 31 inputs"},
+        {1, "nan", "trunk.0.bias", "element 3 is NaN"},
+        {4, "name", "fc.weight", "not in mtld's layout"},
+        {3, "drop", "trunk.1.bias", "missing"},
+        {0, "trailing", "body", "follow the last tensor"},
+        {0, "features", "__metadata__.features", "16 input names"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st_tensor t[6];
+        memcpy(t, good, sizeof t);
+        static float w1b[32 * 31], b0n[32];
+        int nt = 6;
+        size_t extra = 0;
+        const char *feats = NULL;
+        if (!strcmp(bad[i].what, "dtype"))
+            t[0].dtype = "F16";
+        else if (!strcmp(bad[i].what, "chain")) {
+            t[2].shape[1] = 31;
+            t[2].data = w1b;
+        } else if (!strcmp(bad[i].what, "nan")) {
+            memcpy(b0n, b0, sizeof b0n);
+            b0n[3] = NAN;
+            t[1].data = b0n;
+        } else if (!strcmp(bad[i].what, "name"))
+            t[4].name = "fc.weight";
+        else if (!strcmp(bad[i].what, "drop")) {
+            t[3] = t[5];
+            nt = 5;
+            t[3] = good[4];
+            t[4] = good[5];
+        } else if (!strcmp(bad[i].what, "trailing"))
+            extra = 8;
+        else if (!strcmp(bad[i].what, "features"))
+            feats = "[\"a\",\"b\"]";
+        size_t bn;
+        unsigned char *bb = make_st(t, nt, feats, extra, &bn);
+        h_resp e = post_st("", bb, bn);
+        h_expect_error(&e, 422, NULL, bad[i].needle, bad[i].field);
+        h_resp_free(&e);
+        free(bb);
+    }
+    /* a torn file: shorter than its header says */
+    r = post_st("", b, n - 4);
+    ck_assert_int_eq(r.status, 422);
+    h_resp_free(&r);
+    r = post_st("", (const unsigned char *)"\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
+    h_expect_error(&r, 422, NULL, "header length", "body");
+    h_resp_free(&r);
+    json_t *list = h_get_json(&P, "/v1/checkpoints", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(list, "total")), 1);
+    json_decref(list);
+
+    /* jobs start from it */
+    json_decref(h_upload(&P, "letters", h_src("data/letters/letters.csv"), 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"lettr\",\"dataset\":\"letters\",\"target\":\"lettr\","
+                            "\"kind\":\"classification\"}",
+                            201));
+    expect_422("{\"algorithm\":\"finetune\",\"tasks\":[\"lettr\"],"
+               "\"from_checkpoint\":{\"checkpoint\":\"nope\"}}",
+               "from_checkpoint.checkpoint", "no imported model");
+    long long f = submit("{\"algorithm\":\"finetune\",\"tasks\":[\"lettr\"],"
+                         "\"model\":{\"trunk\":[32,32]},\"freeze\":\"trunk\","
+                         "\"from_checkpoint\":{\"checkpoint\":\"pre\"},\"epochs\":1,"
+                         "\"batch_size\":512}");
+    json_t *job = finished(f, 120);
+    json_t *fc = json_object_get(json_object_get(job, "results"), "from_checkpoint");
+    ck_assert_str_eq(json_string_value(json_object_get(fc, "checkpoint")), "pre");
+    ck_assert(in_array(json_object_get(fc, "copied"), "trunk.0.weight"));
+    ck_assert(in_array(json_object_get(fc, "notes"), "26 outputs here and 5"));
+    json_decref(job);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/checkpoints/latest", f);
+    r = h_req(&P, "GET", path, NULL, NULL, 0);
+    size_t nw;
+    const unsigned char *pw = tensor_bytes(&r, "trunk.0.weight", &nw);
+    ck_assert(nw == sizeof w0 && !memcmp(pw, w0, nw));
+    pw = tensor_bytes(&r, "trunk.1.bias", &nw);
+    ck_assert(nw == sizeof b1 && !memcmp(pw, b1, nw));
+    h_resp_free(&r);
+    /* a meta-learning job: 5-way MAML takes trunk and head */
+    long long m = submit("{\"algorithm\":\"maml\",\"tasks\":[\"lettr\"],\"model\":{\"trunk\":[32,32]},"
+                         "\"episodes\":{\"ways\":5,\"shots\":1,\"queries\":5},\"meta_batch\":2,"
+                         "\"steps\":5,\"eval\":{\"episodes\":10},"
+                         "\"from_checkpoint\":{\"checkpoint\":\"pre\"}}");
+    job = finished(m, 120);
+    fc = json_object_get(json_object_get(job, "results"), "from_checkpoint");
+    ck_assert_int_eq(json_array_size(json_object_get(fc, "copied")), 6);
+    ck_assert_int_eq(json_array_size(json_object_get(fc, "reinitialised")), 0);
+    json_decref(job);
+    free(b);
+}
+END_TEST
+
 Suite *meta_jobs_suite(void)
 {
     Suite *s = suite_create("meta");
@@ -558,6 +755,7 @@ Suite *meta_jobs_suite(void)
     tcase_add_test(tc, spec_errors_name_the_key);
     tcase_add_test(tc, test_task_meta_tests_elsewhere);
     tcase_add_test(tc, finetune_from_meta_checkpoint);
+    tcase_add_test(tc, import_pretrained_model);
     suite_add_tcase(s, tc);
     return s;
 }
