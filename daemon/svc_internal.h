@@ -138,12 +138,21 @@ typedef struct {
     int es_patience;          /* epochs without improvement before stopping */
     int es_task;              /* task index of the metric, -1 = the weighted loss */
     int es_maximise;          /* 1 for accuracy, macro_f1, r2 */
+    /* task weighting (svc_spec.c; engine/weighting.h has the formulas) */
+    int weighting;            /* eng_wt_kind, default static */
+    double wt_alpha;          /* gradnorm's alpha (1.5) */
+    double wt_temperature;    /* dwa's temperature (2.0) */
+    double wt_lr;             /* uncertainty/gradnorm parameters' lr (0: the optimizer's) */
+    int sampling;             /* tasks on several datasets: 0 round_robin, 1 proportional */
+    int baselines;            /* 1: also train each task alone and report delta_mtl */
 } svc__spec;
 
 /* Validates a job spec strictly (unknown keys, types, ranges) and fills *out
  * with defaults for what is absent. e->field names the key path at fault. */
 int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e);
 const char *svc__algorithm_name(svc__algorithm a);
+/* "static", "uncertainty", ... for an eng_wt_kind. */
+const char *svc__weighting_name(int kind);
 
 /* ---- running jobs (svc_runner.c) ---------------------------------------- */
 

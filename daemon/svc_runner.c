@@ -36,14 +36,18 @@
 #include "daemon/svc_log.h"
 #include "engine/metrics.h"
 #include "engine/optim.h"
+#include "engine/weighting.h"
 
 typedef struct {
     svc *s;
     int64_t job_id;
+    eng_task_batch last_tb[ENG_MAX_TASKS]; /* the last training batch's targets */
+    int last_nb;                           /* ... and its row count (0: none yet) */
     svc__running *slot;
     svc__spec sp;
     svc__jobdata jd;
     eng_mtl *model;
+    eng_wt *wt;            /* task weighting (engine/weighting.h) */
     float *m, *v;          /* Adam moments */
     float *xb;             /* [batch][n_in] */
     float *yb[ENG_MAX_TASKS];
@@ -54,12 +58,24 @@ typedef struct {
     int64_t step;          /* steps done */
     double epoch_loss[ENG_MAX_TASKS];
     int64_t epoch_batches;
+    int64_t epoch_count[ENG_MAX_TASKS]; /* batches of the epoch with a labelled row for the task */
     int64_t last_ckpt;
     int64_t best_step;     /* step of the best checkpoint, -1 = none yet */
     double best_score;     /* its held-out loss */
     int best_dirty;        /* the last epoch end improved on best: checkpoint now */
     json_t *from_note;     /* from_checkpoint: what was copied (for results) */
 } run;
+
+/* Has the batch at least one row labelled for this task? */
+static int batch_has_label(const eng_task_batch *tb, int n)
+{
+    if (!tb->row_weight)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (tb->row_weight[i] != 0)
+            return 1;
+    return 0;
+}
 
 static double now_s(void)
 {
@@ -252,8 +268,19 @@ static double es_score(const run *r, const task_eval *ev, double weighted_loss)
 static int record_epoch(run *r)
 {
     task_eval ev[ENG_MAX_TASKS];
-    store_metric m[ENG_MAX_TASKS * 8];
+    store_metric m[ENG_MAX_TASKS * (8 + ENG_MAX_TASKS)];
+    char cos_names[ENG_MAX_TASKS * ENG_MAX_TASKS][80];
+    double lam[ENG_MAX_TASKS], cos[ENG_MAX_TASKS * ENG_MAX_TASKS];
     size_t n = 0;
+    /* The cosine between the task gradients on the shared layers, on the
+     * epoch's last training batch (before evaluate reuses its buffer). */
+    const int T = r->jd.n_tasks;
+    int have_cos = 0;
+    if (T > 1 && r->last_nb > 0) {
+        eng_rng drop;
+        eng_rng_seed(&drop, r->sp.seed ^ 0x6a09e667f3bcc909ULL);
+        have_cos = eng_wt_grad_cosine(r->wt, r->xb, r->last_nb, r->last_tb, &drop, cos) == ENG_OK;
+    }
     int erc = evaluate(r, r->jd.test, r->jd.n_test, ev);
     if (erc != SVC_OK)
         return erc;
@@ -274,7 +301,7 @@ static int record_epoch(run *r)
     for (int t = 0; t < r->jd.n_tasks; t++) {
         const char *tn = r->jd.task[t].name;
         add_metric(m, &n, r->step, tn, "train", "loss",
-                   r->epoch_batches ? r->epoch_loss[t] / (double)r->epoch_batches : 0);
+                   r->epoch_count[t] ? r->epoch_loss[t] / (double)r->epoch_count[t] : 0);
         add_metric(m, &n, r->step, tn, "test", "loss", ev[t].loss);
         if (r->jd.task[t].classification) {
             add_metric(m, &n, r->step, tn, "test", "accuracy", ev[t].accuracy);
@@ -285,6 +312,23 @@ static int record_epoch(run *r)
             add_metric(m, &n, r->step, tn, "test", "r2", ev[t].r2);
         }
     }
+    /* The weights the next epoch starts with (DWA moves at the epoch end). */
+    double means[ENG_MAX_TASKS];
+    for (int t = 0; t < r->jd.n_tasks; t++)
+        means[t] = r->epoch_count[t] ? r->epoch_loss[t] / (double)r->epoch_count[t] : 0;
+    eng_wt_epoch_end(r->wt, means);
+    eng_wt_weights(r->wt, lam);
+    for (int t = 0; t < r->jd.n_tasks; t++)
+        add_metric(m, &n, r->step, r->jd.task[t].name, "train", "weight", lam[t]);
+    if (have_cos)
+        for (int t = 0; t < T; t++)
+            for (int u = t + 1; u < T; u++) {
+                if (!isfinite(cos[t * T + u]))
+                    continue;
+                char *nm = cos_names[t * T + u];
+                snprintf(nm, sizeof cos_names[0], "grad_cosine.%s", r->jd.task[u].name);
+                add_metric(m, &n, r->step, r->jd.task[t].name, "train", nm, cos[t * T + u]);
+            }
     svc__events_metrics(r->s, r->job_id, m, n);
     return store_metric_add(r->s->db, r->job_id, m, n) == STORE_OK ? SVC_OK : SVC_EIO;
 }
@@ -315,6 +359,14 @@ static json_t *results_json(run *r, const task_eval *ev)
                           num_or_null(ev[t].base_mae), "r2", num_or_null(ev[t].base_r2));
         json_object_set_new(res, r->jd.task[t].name, o);
     }
+    double lam[ENG_MAX_TASKS];
+    json_t *wj = json_object();
+    eng_wt_weights(r->wt, lam);
+    for (int t = 0; t < r->jd.n_tasks; t++)
+        json_object_set_new(wj, r->jd.task[t].name, json_real(lam[t]));
+    json_object_set_new(res, "weighting",
+                        json_pack("{s:s,s:o}", "method", svc__weighting_name(r->sp.weighting),
+                                  "weights", wj));
     json_object_set_new(res, "rows", json_pack("{s:I,s:I}", "train", (json_int_t)r->jd.n_train,
                                                "test", (json_int_t)r->jd.n_test));
     return res;
@@ -342,9 +394,17 @@ static json_t *checkpoint_meta(run *r)
         json_object_set_new(meta, "best_score", json_string(buf));
     }
     json_t *el = json_array(), *mean = json_array(), *std = json_array(), *tasks = json_array();
+    json_t *ec = json_array(), *ws = json_array();
+    size_t wlen = 0;
+    const double *wst = eng_wt_state(r->wt, &wlen);
+    for (size_t i = 0; i < wlen; i++) {
+        snprintf(buf, sizeof buf, "%a", wst[i]);
+        json_array_append_new(ws, json_string(buf));
+    }
     for (int t = 0; t < r->jd.n_tasks; t++) {
         snprintf(buf, sizeof buf, "%a", r->epoch_loss[t]);
         json_array_append_new(el, json_string(buf));
+        json_array_append_new(ec, json_integer((json_int_t)r->epoch_count[t]));
         svc__jd_task *tk = &r->jd.task[t];
         json_t *to = json_pack("{s:s,s:s}", "name", tk->name, "kind",
                                tk->classification ? "classification" : "regression");
@@ -368,6 +428,16 @@ static json_t *checkpoint_meta(run *r)
     json_t *stdz = json_pack("{s:o,s:o}", "mean", mean, "std", std);
     char *s3 = json_dumps(stdz, JSON_COMPACT), *s4 = json_dumps(tasks, JSON_COMPACT);
     json_object_set_new(meta, "epoch_loss", json_string(s1 ? s1 : "[]"));
+    /* task weighting: its name, and its state (learned weights, Adam
+     * moments, loss history) as exact hex floats */
+    char *s5 = json_dumps(ws, JSON_COMPACT), *s6 = json_dumps(ec, JSON_COMPACT);
+    json_object_set_new(meta, "weighting", json_string(svc__weighting_name(r->sp.weighting)));
+    json_object_set_new(meta, "weighting_state", json_string(s5 ? s5 : "[]"));
+    json_object_set_new(meta, "epoch_count", json_string(s6 ? s6 : "[]"));
+    free(s5);
+    free(s6);
+    json_decref(ws);
+    json_decref(ec);
     json_object_set_new(meta, "features", json_string(s2 ? s2 : "[]"));
     json_object_set_new(meta, "standardization", json_string(s3 ? s3 : "{}"));
     json_object_set_new(meta, "tasks", json_string(s4 ? s4 : "[]"));
@@ -495,6 +565,22 @@ static int restore_file(run *r, const char *path)
     for (int t = 0; t < r->jd.n_tasks; t++)
         r->epoch_loss[t] = strtod(str_or(json_string_value(json_array_get(el, (size_t)t)), "0"), NULL);
     json_decref(el);
+    json_t *ec = json_loads(str_or(json_string_value(json_object_get(meta, "epoch_count")), "[]"),
+                            0, NULL);
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        json_t *c = json_array_get(ec, (size_t)t);
+        r->epoch_count[t] = c ? (int64_t)json_integer_value(c) : r->epoch_batches;
+    }
+    json_decref(ec);
+    size_t wlen = 0;
+    double *wst = eng_wt_state(r->wt, &wlen);
+    json_t *ws = json_loads(
+        str_or(json_string_value(json_object_get(meta, "weighting_state")), "[]"), 0, NULL);
+    eng_wt_reset(r->wt);
+    if (json_array_size(ws) == wlen)
+        for (size_t i = 0; i < wlen; i++)
+            wst[i] = strtod(str_or(json_string_value(json_array_get(ws, i)), "0"), NULL);
+    json_decref(ws);
     const char *bs = json_string_value(json_object_get(meta, "best_step"));
     r->best_step = bs ? strtoll(bs, NULL, 10) : -1;
     r->best_score = strtod(str_or(json_string_value(json_object_get(meta, "best_score")), "inf"),
@@ -760,6 +846,8 @@ static int fresh_start(run *r, char *msg, size_t msglen)
     r->step = 0;
     r->epoch_batches = 0;
     memset(r->epoch_loss, 0, sizeof r->epoch_loss);
+    memset(r->epoch_count, 0, sizeof r->epoch_count);
+    eng_wt_reset(r->wt);
     r->best_step = -1;
     r->best_score = INFINITY;
     r->last_ckpt = 0;
@@ -805,6 +893,7 @@ static void fail_job(run *r, const char *code, const char *msg)
 
 static void run_free(run *r)
 {
+    eng_wt_free(r->wt);
     eng_mtl_free(r->model);
     free(r->m);
     free(r->v);
@@ -896,6 +985,19 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         fail_job(&r, "out_of_memory", "out of memory allocating training buffers");
         goto out;
     }
+    eng_wt_cfg wc;
+    memset(&wc, 0, sizeof wc);
+    wc.kind = (eng_wt_kind)r.sp.weighting;
+    wc.n_tasks = r.jd.n_tasks;
+    for (int t = 0; t < r.jd.n_tasks; t++)
+        wc.c[t] = r.jd.task[t].lambda;
+    wc.alpha = r.sp.wt_alpha;
+    wc.temperature = r.sp.wt_temperature;
+    wc.lr = r.sp.wt_lr > 0 ? r.sp.wt_lr : r.sp.lr;
+    if (eng_wt_new(&wc, r.model, &r.wt) != ENG_OK) {
+        fail_job(&r, "out_of_memory", "out of memory allocating the task weighting");
+        goto out;
+    }
     r.spe = (r.jd.n_train + (size_t)r.sp.batch_size - 1) / (size_t)r.sp.batch_size;
     r.total = (int64_t)r.spe * r.sp.epochs;
     size_t frozen = 0; /* leading parameters the optimiser leaves alone */
@@ -941,9 +1043,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     if (r.sp.es_metric[0] && r.best_step >= 0 && r.step > 0 && r.step % (int64_t)r.spe == 0 &&
         r.step - r.best_step >= (int64_t)r.sp.es_patience * (int64_t)r.spe)
         r.total = r.step;
-    eng_task_batch tb[ENG_MAX_TASKS];
+    eng_task_batch *tb = r.last_tb;
     double losses[ENG_MAX_TASKS];
     double last_report = now_s();
+    eng_rng order_rng;
     char err[300];
 
     while (r.step < r.total) {
@@ -985,7 +1088,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         /* Dropout masks come from a generator that is a pure function of
          * (seed, step), so a resumed job draws the same masks. */
         eng_rng_seed(&drop_rng, r.sp.seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(r.step + 1)));
-        rc = eng_mtl_train_step(r.model, r.xb, nb, tb, &drop_rng, losses);
+        /* PCGrad's task orders likewise: a pure function of (seed, step). */
+        eng_rng_seed(&order_rng, r.sp.seed ^ (0xbf58476d1ce4e5b9ULL * (uint64_t)(r.step + 1)));
+        r.last_nb = nb;
+        rc = eng_wt_step(r.wt, r.xb, nb, tb, &drop_rng, &order_rng, losses);
         if (rc == ENG_ENONFINITE) {
             int in_grad = 0, bad = eng_mtl_nonfinite(r.model, &in_grad);
             if (bad < 0)
@@ -1016,7 +1122,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             goto out;
         }
         for (int t = 0; t < r.jd.n_tasks; t++)
-            r.epoch_loss[t] += losses[t];
+            if (batch_has_label(&tb[t], nb)) {
+                r.epoch_loss[t] += losses[t];
+                r.epoch_count[t]++;
+            }
         r.epoch_batches++;
         r.step++;
         atomic_store(&slot->step, r.step);
@@ -1034,6 +1143,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
                 goto out;
             }
             memset(r.epoch_loss, 0, sizeof r.epoch_loss);
+            memset(r.epoch_count, 0, sizeof r.epoch_count);
             r.epoch_batches = 0;
             /* early stopping: patience epochs since the best one */
             if (r.sp.es_metric[0] && r.best_step >= 0 &&

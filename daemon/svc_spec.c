@@ -17,6 +17,7 @@
 #include "daemon/svc_internal.h"
 #include "daemon/svc_meta.h"
 #include "engine/optim.h"
+#include "engine/weighting.h"
 
 typedef enum { K_INT, K_NUM, K_STR, K_BOOL, K_OBJ, K_ANY } kind;
 
@@ -132,19 +133,86 @@ static int apply_activation(svc__spec *sp, json_t *v, const char *path, svc_erro
     return rc;
 }
 
+/* Indexed by eng_wt_kind (engine/weighting.h). */
+static const char *const wt_names[] = {"static", "uncertainty", "gradnorm", "dwa", "pcgrad"};
+
+/* "weighting": a method name, or {"name": ..., "alpha", "temperature", "lr"}
+ * where alpha is gradnorm's, temperature dwa's and lr the step size of the
+ * learned weights (uncertainty, gradnorm). An option that does not belong
+ * to the method named is refused rather than ignored. */
 static int apply_weighting(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    (void)sp;
-    const char *w = json_string_value(v);
-    if (strcmp(w, "static") == 0)
-        return SVC_OK;
-    if (!strcmp(w, "uncertainty") || !strcmp(w, "gradnorm") || !strcmp(w, "dwa") ||
-        !strcmp(w, "pcgrad"))
-        return svc__fail(e, SVC_EUNSUPPORTED, path,
-                         "weighting '%s' is not available in this build yet (available: static)",
-                         w);
-    return svc__fail(e, SVC_EINVAL, path,
-                     "'%s' must be one of static, uncertainty, gradnorm, dwa, pcgrad", path);
+    char f[96];
+    if (json_is_string(v))
+        return pick(NAMES(wt_names), v, path, &sp->weighting, e);
+    if (!json_is_object(v))
+        return svc__fail(e, SVC_EINVAL, path,
+                         "'%s' must be a method name or {\"name\": ..., options}", path);
+    json_t *name = json_object_get(v, "name");
+    snprintf(f, sizeof f, "%s.name", path);
+    if (!name)
+        return svc__fail(e, SVC_EINVAL, f, "'%s' is required", f);
+    if (!json_is_string(name))
+        return svc__fail(e, SVC_EINVAL, f, "'%s' must be a string", f);
+    int rc = pick(NAMES(wt_names), name, f, &sp->weighting, e);
+    if (rc != SVC_OK)
+        return rc;
+    static const struct {
+        const char *key;
+        int kind; /* the method it belongs to; -1: uncertainty or gradnorm */
+        double min, max;
+        size_t off;
+    } opts[] = {
+        {"alpha", ENG_WT_GRADNORM, 0, 100, OFF(wt_alpha)},
+        {"temperature", ENG_WT_DWA, 0.01, 1000, OFF(wt_temperature)},
+        {"lr", -1, 1e-8, 10, OFF(wt_lr)},
+    };
+    const char *k;
+    json_t *kv;
+    json_object_foreach(v, k, kv)
+    {
+        if (!strcmp(k, "name"))
+            continue;
+        snprintf(f, sizeof f, "%s.%s", path, k);
+        size_t i = 0;
+        while (i < sizeof opts / sizeof opts[0] && strcmp(opts[i].key, k))
+            i++;
+        if (i == sizeof opts / sizeof opts[0])
+            return svc__fail(e, SVC_EINVAL, f,
+                             "unknown key '%s' (expected name, alpha, temperature, lr)", f);
+        const int w = sp->weighting;
+        if (opts[i].kind >= 0 ? w != opts[i].kind
+                              : (w != ENG_WT_UNCERTAINTY && w != ENG_WT_GRADNORM))
+            return svc__fail(e, SVC_EINVAL, f, "'%s' does not apply to weighting '%s'", f,
+                             wt_names[w]);
+        if (!json_is_number(kv) || json_number_value(kv) < opts[i].min ||
+            json_number_value(kv) > opts[i].max)
+            return svc__fail(e, SVC_EINVAL, f, "'%s' must be a number from %g to %g", f,
+                             opts[i].min, opts[i].max);
+        *(double *)((char *)sp + opts[i].off) = json_number_value(kv);
+    }
+    return SVC_OK;
+}
+
+const char *svc__weighting_name(int w)
+{
+    return (unsigned)w < sizeof wt_names / sizeof wt_names[0] ? wt_names[w] : "?";
+}
+
+static const char *const sampling_names[] = {"round_robin", "proportional"};
+
+static int apply_sampling(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    return pick(NAMES(sampling_names), v, path, &sp->sampling, e);
+}
+
+static int apply_baselines(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    sp->baselines = json_is_true(v);
+    if (sp->baselines)
+        return svc__fail(e, SVC_EUNSUPPORTED, path, "'%s' is not available in this build yet",
+                         path);
+    return SVC_OK;
 }
 
 /* Indexed by eng_opt_kind. */
@@ -425,7 +493,9 @@ static const rule rules[] = {
     {"model.layer_norm", K_BOOL, 0, 0, NOFF, 0, apply_layer_norm, 1},
     {"model.leaky_slope", K_NUM, 0.0001, 0.99, OFF(leaky_slope), 'd', NULL, 1},
     {"model.mmoe", K_ANY, 0, 0, NOFF, 0, apply_unsupported_null, 1},
-    {"weighting", K_STR, 0, 0, NOFF, 0, apply_weighting, 1},
+    {"weighting", K_ANY, 0, 0, NOFF, 0, apply_weighting, 1},
+    {"sampling", K_STR, 0, 0, NOFF, 0, apply_sampling, 1},
+    {"baselines", K_BOOL, 0, 0, NOFF, 0, apply_baselines, 1},
     {"optimizer", K_OBJ, 0, 0, NOFF, 0, NULL, 1},
     {"optimizer.name", K_STR, 0, 0, NOFF, 0, apply_optimizer_name, 1},
     {"optimizer.momentum", K_NUM, 0, 0.999999, OFF(momentum), 'd', NULL, 1},
@@ -579,6 +649,9 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     sp.test_fraction = 0.2;
     sp.checkpoint_every = 100;
     sp.keep_checkpoints = 3;
+    sp.weighting = ENG_WT_STATIC;
+    sp.wt_alpha = 1.5;
+    sp.wt_temperature = 2.0;
 
     if (!json_is_object(spec))
         return svc__fail(e, SVC_EINVAL, "", "a job spec must be a JSON object");

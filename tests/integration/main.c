@@ -19,6 +19,7 @@ Suite *csv_corpus_suite(void);
 Suite *cli_suite(void);
 Suite *cli_term_suite(void);
 Suite *cli_upload_suite(void);
+Suite *weighting_suite(void);
 
 static const struct {
     const char *name;
@@ -37,6 +38,7 @@ static const struct {
     {"cli", cli_suite},
     {"cli_term", cli_term_suite},
     {"cli_upload", cli_upload_suite},
+    {"weighting", weighting_suite},
 };
 
 int main(int argc, char **argv)
