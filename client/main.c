@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "client/cli.h"
+#include "client/commands.h"
 #include "client/out.h"
 
 static const cli_opt global_opts[] = {
@@ -28,15 +29,7 @@ static const cli_opt global_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-typedef struct command {
-    const char *group;    /* "dataset", or NULL for a top-level command */
-    const char *name;
-    const char *synopsis; /* positionals and main options, for usage lines */
-    int min_pos, max_pos;
-    const cli_opt *opts;  /* NULL: no options of its own */
-    const char *summary;  /* one line */
-    int (*run)(cli_ctx *ctx, const cli_args *args);
-} command;
+typedef cli_command command;
 
 static const command commands[] = {
     {NULL, "health", "", 0, 0, NULL, "check that the server answers", cli_cmd_health},
@@ -77,14 +70,29 @@ static const command commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-static const struct {
-    const char *name, *summary;
-} groups[] = {
+static const cli_group groups[] = {
     {"dataset", "CSV datasets: upload, list, show, rm"},
     {"task", "tasks on dataset columns or generators: create, list, show, rm"},
     {"job", "training jobs: submit, list, show, watch, cancel, rm, metrics, checkpoint(s)"},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
+
+const cli_command *cli_commands(size_t *n)
+{
+    *n = NCOMMANDS;
+    return commands;
+}
+
+const cli_group *cli_groups(size_t *n)
+{
+    *n = NGROUPS;
+    return groups;
+}
+
+const cli_opt *cli_global_opts(void)
+{
+    return global_opts;
+}
 
 static int is_group(const char *word)
 {
@@ -325,6 +333,8 @@ static int run(int argc, char **argv)
     const char *group = NULL;
     if (strcmp(word, "help") == 0)
         return run_help(argc, argv, i);
+    if (strcmp(word, "__complete") == 0) /* for the shell's completion script */
+        return cli_complete(argc - i + 1, argv + i - 1);
     if (is_group(word)) {
         group = word;
         snprintf(where, sizeof where, "%s ", group);

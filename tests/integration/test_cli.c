@@ -582,6 +582,51 @@ START_TEST(adapt_a_protonet_to_held_out_letters)
 }
 END_TEST
 
+/* The bash completion script, run by bash, asks the binary for candidates. */
+static char *complete_with_bash(const char *words, int cword)
+{
+    char cmd[1024], path[320];
+    snprintf(path, sizeof path, "%s/complete.out", DIR_);
+    snprintf(cmd, sizeof cmd,
+             "bash -c 'source %s; COMP_WORDS=(%s %s); COMP_CWORD=%d; _mtlctl; "
+             "printf \"%%s\\n\" \"${COMPREPLY[@]}\"' > %s",
+             h_src("client/mtlctl.bash"), MTLCTL_BIN, words, cword, path);
+    ck_assert_int_eq(system(cmd), 0);
+    size_t n;
+    char *out = h_read_file(path, &n);
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+START_TEST(bash_completion_from_the_command_table)
+{
+    char *o = complete_with_bash("job w", 2);
+    ck_assert_str_eq(o, "watch\n");
+    free(o);
+    o = complete_with_bash("\"\"", 1);
+    for (const char *const *w = (const char *const[]){"health\n", "dataset\n", "task\n", "job\n",
+                                                      "predict\n", "adapt\n", NULL};
+         *w; w++)
+        ck_assert_msg(strstr(o, *w) != NULL, "top level lacks %s: %s", *w, o);
+    free(o);
+    o = complete_with_bash("dataset upload x.csv --missing \"\"", 5);
+    ck_assert_str_eq(o, "error\ndrop\nfill\n");
+    free(o);
+    o = complete_with_bash("job list --st", 3);
+    ck_assert_str_eq(o, "--state\n");
+    free(o);
+    o = complete_with_bash("--json task create --gen", 4);
+    ck_assert_str_eq(o, "--generator\n");
+    free(o);
+    /* a file name where a file is wanted: this test's own source file */
+    char words[600];
+    snprintf(words, sizeof words, "dataset upload %s", h_src("tests/integration/test_cli."));
+    o = complete_with_bash(words, 3);
+    ck_assert_msg(strstr(o, "test_cli.c\n") != NULL, "no file names: %s", o);
+    free(o);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -594,6 +639,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, every_command_against_a_real_daemon);
     tcase_add_test(tc, watch_exits_with_the_jobs_outcome);
     tcase_add_test(tc, adapt_a_protonet_to_held_out_letters);
+    tcase_add_test(tc, bash_completion_from_the_command_table);
     suite_add_tcase(s, tc);
     return s;
 }
