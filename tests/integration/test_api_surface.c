@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -556,6 +557,64 @@ START_TEST(allow_header_and_head)
 }
 END_TEST
 
+/* The upload limit (413 naming it, nothing stored), the idle timeout (the
+ * daemon closes a silent connection), and what libmicrohttpd refuses before
+ * a request exists still gets a status. */
+START_TEST(upload_limit_idle_timeout_and_garbage)
+{
+    const char *extra[] = {"--max-upload", "2048", "--connection-timeout", "1", NULL};
+    h_start(&P, DIR_, extra);
+    size_t len = 0;
+    char *csv = h_read_file(h_src("data/stackoverflow/stackoverflow.csv"), &len);
+    ck_assert_ptr_nonnull(csv);
+    expect(h_req(&P, "POST", "/v1/datasets?name=so", "text/csv", csv, len), 413, "too_large",
+           "max_upload", NULL);
+    free(csv);
+    json_t *l = h_get_json(&P, "/v1/datasets", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+    /* a connection that sends nothing is closed by the daemon (recv sees
+     * the end of the stream, long before the 30 s this test allows) */
+    int fd = t_connect(&P);
+    ck_assert(fd >= 0);
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char b[64];
+    ck_assert_int_eq(recv(fd, b, sizeof b, 0), 0);
+    close(fd);
+    /* not HTTP: libmicrohttpd's own 400, still a status */
+    static const char *const bad[] = {
+        "GET /v1/health HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char reply[4096];
+        t_raw(&P, bad[i], strlen(bad[i]), reply, sizeof reply, 30);
+        ck_assert_msg(!strncmp(reply, "HTTP/1.1 400 ", 13), "request %zu:\n%s", i, reply);
+    }
+}
+END_TEST
+
+/* docs/api.md documents every route of the table (as "`METHOD /path`"). */
+START_TEST(api_md_names_every_route)
+{
+    size_t len = 0;
+    char *md = h_read_file(h_src("docs/api.md"), &len);
+    ck_assert_msg(md != NULL, "docs/api.md is missing");
+    for (size_t i = 0; i < api_route_count(); i++) {
+        const char *method, *pattern;
+        api_route_get(i, &method, &pattern);
+        char key[300];
+        int n = snprintf(key, sizeof key, "`%s %s", method, pattern);
+        int found = 0;
+        for (const char *at = strstr(md, key); at && !found; at = strstr(at + 1, key))
+            found = at[n] == '`' || at[n] == '?';
+        ck_assert_msg(found, "docs/api.md does not document %s %s", method, pattern);
+    }
+    free(md);
+}
+END_TEST
+
 /* Every line is a comment, blank, or `name{labels} value`. */
 START_TEST(metrics_is_prometheus_text)
 {
@@ -658,6 +717,8 @@ Suite *api_suite(void)
     tcase_add_test(tc, connection_limit_is_answered);
     tcase_add_test(tc, uploads_are_refused_before_their_body);
     tcase_add_test(tc, allow_header_and_head);
+    tcase_add_test(tc, upload_limit_idle_timeout_and_garbage);
+    tcase_add_test(tc, api_md_names_every_route);
     tcase_add_test(tc, metrics_is_prometheus_text);
     tcase_add_test(tc, openapi_names_every_route);
     suite_add_tcase(s, tc);
