@@ -1013,9 +1013,9 @@ static int map_reader_rc(csv_table_builder *b, int rc, csv_error *err)
         return CSV_ELIMIT;
     case CSV_RERR_RECORD_TOO_LONG:
         /* about the whole row: no column (the reader's is only where the
-         * count ran over), and the line is said once, by the prefix */
-        set_err(err, err->line, 0, "line longer than %zu bytes (limit max_line=%zu)",
-                b->opt.max_line, b->opt.max_line);
+         * count ran over) */
+        set_err(err, err->line, 0, "line longer than %zu bytes (limit max_line=%zu) at line %ld",
+                b->opt.max_line, b->opt.max_line, err->line);
         return CSV_ELIMIT;
     case CSV_RERR_TOO_MANY_FIELDS:
         if (!b->have_header) {

@@ -20,6 +20,7 @@ Suite *cli_suite(void);
 Suite *cli_term_suite(void);
 Suite *cli_upload_suite(void);
 Suite *weighting_suite(void);
+Suite *datasets_suite(void);
 
 static const struct {
     const char *name;
@@ -39,6 +40,7 @@ static const struct {
     {"cli_term", cli_term_suite},
     {"cli_upload", cli_upload_suite},
     {"weighting", weighting_suite},
+    {"datasets", datasets_suite},
 };
 
 int main(int argc, char **argv)
