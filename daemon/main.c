@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +94,18 @@ static int write_ready_file(const char *path, const char *url)
     return 0;
 }
 
+/* The thread that waits for signals (see main). */
+static pid_t main_tid;
+
+/* Runs on a thread that does not block the signal: hands it to main's
+ * thread (tgkill is async-signal-safe; errno is kept). */
+static void forward_to_main(int sig)
+{
+    int saved = errno;
+    syscall(SYS_tgkill, (pid_t)getpid(), main_tid, sig);
+    errno = saved;
+}
+
 static void exit_now(int sig)
 {
     (void)sig;
@@ -161,13 +174,29 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Signals are taken by sigtimedwait below; every thread inherits this mask. */
+    /* Signals are taken by sigtimedwait below; every thread we start
+     * inherits this mask. Threads started before main() (OpenBLAS starts
+     * its pool when the library loads) do not block them: without a
+     * handler, a SIGTERM the kernel hands to one of those while this thread
+     * is busy would kill the process outright (status 143, no checkpoint).
+     * The handler passes it on to this thread, where it waits, blocked,
+     * for sigtimedwait. Blocked here first, so the handler never runs on
+     * this thread. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    main_tid = (pid_t)syscall(SYS_gettid);
+    struct sigaction fwd;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_to_main;
+    sigfillset(&fwd.sa_mask);
+    fwd.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* One BLAS thread per worker: mtld parallelises across jobs. */

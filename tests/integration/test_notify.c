@@ -9,6 +9,7 @@
  *    refused.
  */
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,59 @@ START_TEST(log_level_file_and_sighup)
 }
 END_TEST
 
+/* A mask line of /proc/.../status ("SigBlk:\t0000000000004003"). */
+static unsigned long long mask_of(const char *status, const char *key)
+{
+    const char *l = strstr(status, key);
+    ck_assert_msg(l != NULL, "no %s line", key);
+    return strtoull(l + strlen(key), NULL, 16);
+}
+
+/* Every thread of mtld, also those a library started before main() ran
+ * (OpenBLAS's pool), either blocks SIGTERM, SIGINT and SIGHUP or has them
+ * caught: none can be killed outright by a stop signal the kernel happens
+ * to hand it (the process would die with 143 instead of checkpointing). */
+START_TEST(no_thread_dies_of_a_stop_signal)
+{
+    mtld_proc p;
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&p, DIR_, NULL);
+    char path[400], *t;
+    size_t len;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)p.pid);
+    t = h_read_file(path, &len);
+    ck_assert_ptr_nonnull(t);
+    unsigned long long caught = mask_of(t, "SigCgt:");
+    free(t);
+    const unsigned long long need =
+        1ULL << (SIGTERM - 1) | 1ULL << (SIGINT - 1) | 1ULL << (SIGHUP - 1);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)p.pid);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    int threads = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/status", dir, de->d_name);
+        t = h_read_file(path, &len);
+        if (!t)
+            continue; /* a thread that just ended */
+        unsigned long long blocked = mask_of(t, "SigBlk:");
+        free(t);
+        threads++;
+        ck_assert_msg(((blocked | caught) & need) == need,
+                      "thread %s neither blocks nor catches the stop signals (SigBlk %llx, "
+                      "SigCgt %llx)",
+                      de->d_name, blocked, caught);
+    }
+    closedir(d);
+    ck_assert_int_gt(threads, 1);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+}
+END_TEST
+
 Suite *notify_suite(void);
 Suite *notify_suite(void)
 {
@@ -286,6 +340,7 @@ Suite *notify_suite(void)
     tcase_add_test(tc, sd_notify_in_order);
     tcase_add_test(tc, second_sigterm_exits_at_once);
     tcase_add_test(tc, log_level_file_and_sighup);
+    tcase_add_test(tc, no_thread_dies_of_a_stop_signal);
     suite_add_tcase(s, tc);
     return s;
 }
