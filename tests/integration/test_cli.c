@@ -19,6 +19,7 @@
 
 #include "tests/integration/cli_run.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/test_api.h"
 
 static mtld_proc P;
 static char DIR_[256];
@@ -582,6 +583,31 @@ START_TEST(adapt_a_protonet_to_held_out_letters)
 }
 END_TEST
 
+/* Exit 4 for a 5xx: a daemon allowed one connection at a time answers a
+ * second one 503 (max_connections). The first is held open after a
+ * complete request, so the daemon has surely counted it. */
+START_TEST(server_error_is_exit_4)
+{
+    char dir[256];
+    mtld_proc one;
+    h_tmpdir(dir, sizeof dir);
+    h_start(&one, dir, (const char *const[]){"--max-connections", "1", NULL});
+    int fd = t_connect(&one);
+    ck_assert_int_ge(fd, 0);
+    const char *req = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char buf[512];
+    ck_assert_int_gt(read(fd, buf, sizeof buf), 0); /* answered: counted, kept alive */
+    c_result r = c_run(NULL, NULL, 60, (const char *const[]){"--url", one.url, "health", NULL});
+    expect_rc(&r, 4, "a 503 from the daemon");
+    ck_assert_msg(strstr(r.err, "max_connections") != NULL, "not the server's message: %s",
+                  r.err);
+    c_result_free(&r);
+    close(fd);
+    ck_assert_int_eq(h_stop(&one, SIGTERM), 0);
+}
+END_TEST
+
 /* The bash completion script, run by bash, asks the binary for candidates. */
 static char *complete_with_bash(const char *words, int cword)
 {
@@ -635,6 +661,7 @@ Suite *cli_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, help_version_and_usage_errors);
     tcase_add_test(tc, connect_refused_and_wait);
+    tcase_add_test(tc, server_error_is_exit_4);
     tcase_add_test(tc, url_and_token_from_flags_environment_and_file);
     tcase_add_test(tc, every_command_against_a_real_daemon);
     tcase_add_test(tc, watch_exits_with_the_jobs_outcome);
