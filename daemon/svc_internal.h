@@ -154,6 +154,14 @@ const char *svc__algorithm_name(svc__algorithm a);
 /* "static", "uncertainty", ... for an eng_wt_kind. */
 const char *svc__weighting_name(int kind);
 
+/* ---- memory (svc_mem.c) -------------------------------------------------- */
+/* The process's resident set now and its peak, in bytes (0 if unknown). */
+long svc__rss_now(void);
+long svc__rss_peak(void);
+/* {"rss_start_bytes", "rss_end_bytes", "peak_rss_bytes"} for a job's results
+ * (new reference). */
+json_t *svc__memory_json(long rss_start);
+
 /* ---- running jobs (svc_runner.c) ---------------------------------------- */
 
 /* Runs job id to an end state (or back to queued when stopping). Never

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "daemon/svc_jobdata.h"
@@ -538,38 +537,6 @@ typedef struct {
     long rss_start;
     json_t *from_note;          /* from_checkpoint: what was copied (for results) */
 } mrun;
-
-static long rss_now(void)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * sysconf(_SC_PAGESIZE);
-}
-
-/* The process's resident high-water mark (VmHWM), in bytes. */
-static long rss_peak(void)
-{
-    long kb = 0;
-    char line[128];
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f))
-            if (strncmp(line, "VmHWM:", 6) == 0)
-                kb = strtol(line + 6, NULL, 10);
-        fclose(f);
-    }
-    if (kb == 0) {
-        struct rusage ru;
-        if (getrusage(RUSAGE_SELF, &ru) == 0)
-            kb = ru.ru_maxrss;
-    }
-    return kb * 1024L;
-}
 
 static eng_meta_alg engine_alg(svc__algorithm a)
 {
@@ -1218,9 +1185,7 @@ static json_t *results_json(mrun *r, const eval_out *ev)
     if (r->from_note)
         json_object_set(res, "from_checkpoint", r->from_note);
     json_object_set_new(res, "memory",
-                        json_pack("{s:I,s:I,s:I}", "rss_start_bytes", (json_int_t)r->rss_start,
-                                  "rss_end_bytes", (json_int_t)rss_now(), "peak_rss_bytes",
-                                  (json_int_t)rss_peak()));
+                        svc__memory_json(r->rss_start));
     return res;
 }
 
@@ -1273,7 +1238,7 @@ void svc__run_meta_job(svc *s, int64_t job_id, svc__running *slot)
     pthread_mutex_unlock(&s->mu);
     set_progress(&r);
     svc__events_state(s, job_id, "running", NULL, NULL);
-    r.rss_start = rss_now();
+    r.rss_start = svc__rss_now();
 
     eng_adam_cfg adam = eng_adam_defaults();
     adam.lr = r.sp.lr;

@@ -1022,6 +1022,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     pthread_mutex_unlock(&s->mu);
     store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
     svc__events_state(s, job_id, "running", NULL, NULL);
+    const long rss_start = svc__rss_now();
 
     /* For momentum and Nesterov the velocity lives in r.m (saved as the
      * adam.m.* tensors; adam.v.* stays 0), so checkpoints keep one format. */
@@ -1195,6 +1196,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         json_object_set(res, "from_checkpoint", r.from_note);
     if (r.sp.freeze_trunk)
         json_object_set_new(res, "frozen_parameters", json_integer((json_int_t)frozen));
+    json_object_set_new(res, "memory", svc__memory_json(rss_start));
     char *text = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(res);
     if (!text || store_job_set_results(s->db, job_id, text) != STORE_OK) {

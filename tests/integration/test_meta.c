@@ -525,6 +525,10 @@ START_TEST(finetune_from_meta_checkpoint)
     ck_assert_int_eq(json_integer_value(json_object_get(res, "frozen_parameters")),
                      16 * 32 + 32 + 32 * 32 + 32);
     ck_assert_double_gt(num_at(res, "lettr", "accuracy"), 0.2); /* chance: 1/26 */
+    json_t *mem = json_object_get(res, "memory");
+    ck_assert_int_ge(json_integer_value(json_object_get(mem, "peak_rss_bytes")),
+                     json_integer_value(json_object_get(mem, "rss_end_bytes")));
+    ck_assert_int_gt(json_integer_value(json_object_get(mem, "rss_start_bytes")), 0);
     json_decref(job);
     /* the frozen trunk is bit for bit the meta-learned layers */
     char path[96];
