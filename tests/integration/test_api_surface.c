@@ -595,6 +595,48 @@ START_TEST(upload_limit_idle_timeout_and_garbage)
 }
 END_TEST
 
+/* Runs mtld with args to its exit (it must not start serving); returns the
+ * exit status and its stderr in err. */
+static int run_to_exit(const char *const *args, char *err, size_t n)
+{
+    char errpath[300];
+    snprintf(errpath, sizeof errpath, "%s/start.err", DIR_);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        const char *argv[16] = {MTLD_BIN};
+        int k = 1;
+        for (int i = 0; args[i] && k < 15; i++)
+            argv[k++] = args[i];
+        argv[k] = NULL;
+        if (!freopen(errpath, "w", stderr))
+            _exit(127);
+        execv(MTLD_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    size_t len = 0;
+    char *text = h_read_file(errpath, &len);
+    snprintf(err, n, "%s", text ? text : "");
+    free(text);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A non-loopback address without tokens is refused at start (before it
+ * listens), naming --insecure. */
+START_TEST(non_loopback_without_tokens_is_refused)
+{
+    char data[300], err[4096];
+    snprintf(data, sizeof data, "%s/data", DIR_);
+    const char *args[] = {"--listen", "0.0.0.0:0", "--data-dir", data, NULL};
+    int rc = run_to_exit(args, err, sizeof err);
+    ck_assert_msg(rc != 0, "mtld started on 0.0.0.0 without tokens");
+    ck_assert_msg(strstr(err, "--insecure") != NULL && strstr(err, "token") != NULL,
+                  "stderr: %s", err);
+}
+END_TEST
+
 /* docs/api.md documents every route of the table (as "`METHOD /path`"). */
 START_TEST(api_md_names_every_route)
 {
@@ -719,6 +761,7 @@ Suite *api_suite(void)
     tcase_add_test(tc, allow_header_and_head);
     tcase_add_test(tc, upload_limit_idle_timeout_and_garbage);
     tcase_add_test(tc, api_md_names_every_route);
+    tcase_add_test(tc, non_loopback_without_tokens_is_refused);
     tcase_add_test(tc, metrics_is_prometheus_text);
     tcase_add_test(tc, openapi_names_every_route);
     suite_add_tcase(s, tc);
