@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/svc_baseline.h"
 #include "daemon/svc_jobdata.h"
 #include "daemon/svc_meta.h"
 #include "daemon/svc_log.h"
@@ -88,12 +89,7 @@ static void epoch_perm(run *r, long epoch)
 {
     if (r->perm_epoch == epoch)
         return;
-    eng_rng rng;
-    /* splitmix-style mix so neighbouring epochs get unrelated streams */
-    uint64_t z = r->sp.seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(epoch + 1);
-    eng_rng_seed(&rng, z);
-    memcpy(r->perm, r->jd.train, r->jd.n_train * sizeof *r->perm);
-    eng_rng_shuffle(&rng, r->perm, r->jd.n_train);
+    svc__epoch_perm(r->sp.seed, epoch, r->jd.train, r->jd.n_train, r->perm);
     r->perm_epoch = epoch;
 }
 
@@ -370,6 +366,63 @@ static json_t *results_json(run *r, const task_eval *ev)
     json_object_set_new(res, "rows", json_pack("{s:I,s:I}", "train", (json_int_t)r->jd.n_train,
                                                "test", (json_int_t)r->jd.n_test));
     return res;
+}
+
+/* "baselines": true — every task with a weight above 0 trained alone with
+ * the same budget (svc_baseline.h), evaluated like the multi-task model,
+ * and Δ_MTL: the mean over those tasks of the sign-aware relative gain of
+ * the main metric (accuracy for classification, higher is better; MSE for
+ * regression, lower is better), in percent. A baseline that diverges is
+ * reported as null and left out of the mean. */
+static int add_baselines(run *r, const task_eval *ev, const eng_opt_cfg *opt,
+                         const eng_schedule *sched, int64_t steps, json_t *res)
+{
+    const eng_mtl_spec full = model_spec(&r->sp, &r->jd);
+    json_t *bl = json_object();
+    double sum = 0;
+    int counted = 0;
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        if (!(r->jd.task[t].lambda > 0))
+            continue;
+        eng_mtl *alone = NULL;
+        int rc = svc__train_alone(&r->sp, &r->jd, t, &full, opt, sched, steps,
+                                  r->slot ? &r->slot->cancel : NULL, &r->s->stopping, &alone);
+        if (rc == SVC_EIO) {
+            json_object_set_new(bl, r->jd.task[t].name, json_null());
+            continue;
+        }
+        if (rc != SVC_OK) {
+            json_decref(bl);
+            return rc;
+        }
+        run b = *r; /* the same data and buffers, one task, the baseline model */
+        b.jd.n_tasks = 1;
+        b.jd.task[0] = r->jd.task[t];
+        b.model = alone;
+        task_eval be;
+        rc = evaluate(&b, r->jd.test, r->jd.n_test, &be);
+        eng_mtl_free(alone);
+        if (rc != SVC_OK) {
+            json_decref(bl);
+            return rc;
+        }
+        const int cls = r->jd.task[t].classification;
+        const double mm = cls ? ev[t].accuracy : ev[t].mse, bm = cls ? be.accuracy : be.mse;
+        const double gain = svc__relative_gain(mm, bm, !cls);
+        json_t *o = cls ? json_pack("{s:f,s:f,s:f}", "accuracy", be.accuracy, "macro_f1",
+                                    be.macro_f1, "loss", be.loss)
+                        : json_pack("{s:f,s:f,s:f}", "mse", be.mse, "mae", be.mae, "r2", be.r2);
+        json_object_set_new(o, "metric", json_string(cls ? "accuracy" : "mse"));
+        json_object_set_new(o, "delta", isfinite(gain) ? json_real(gain) : json_null());
+        json_object_set_new(bl, r->jd.task[t].name, o);
+        if (isfinite(gain)) {
+            sum += gain;
+            counted++;
+        }
+    }
+    json_object_set_new(res, "baselines", bl);
+    json_object_set_new(res, "delta_mtl", counted ? json_real(sum / counted) : json_null());
+    return SVC_OK;
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
@@ -1183,6 +1236,21 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         goto out;
     }
     json_t *res = results_json(&r, ev);
+    if (r.sp.baselines) {
+        rc = add_baselines(&r, ev, &opt, &sched, planned, res);
+        if (rc != SVC_OK) {
+            json_decref(res);
+            if (rc == SVC_ECONFLICT && atomic_load(&slot->cancel)) {
+                cancel_job(&r);
+            } else if (rc == SVC_ECONFLICT) { /* stopping: train them again on restart */
+                store_job_set_state(s->db, job_id, "queued", NULL, NULL);
+                svc__events_state(s, job_id, "queued", NULL, NULL);
+            } else {
+                fail_job(&r, "out_of_memory", "out of memory training the single-task baselines");
+            }
+            goto out;
+        }
+    }
     if (r.best_step >= 0 && !r.sp.es_metric[0])
         json_object_set_new(res, "best", json_pack("{s:I,s:f}", "step", (json_int_t)r.best_step,
                                                    "test_loss", r.best_score));

@@ -259,6 +259,37 @@ START_TEST(weight_zero_means_zero)
 }
 END_TEST
 
+START_TEST(baselines_report_delta_mtl)
+{
+    /* "baselines": true trains each task alone with the same budget; the
+     * per-task delta is the sign-aware relative gain of the main metric in
+     * percent, and delta_mtl their mean (computed here from the results). */
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+             "\"model\":{\"trunk\":[16]},\"epochs\":2,\"batch_size\":128,\"baselines\":true}");
+    long long id = submit(&P, spec);
+    json_t *j = h_wait_job(&P, id, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
+    json_t *res = json_object_get(j, "results"), *bl = json_object_get(res, "baselines");
+    double ms = json_number_value(json_object_get(json_object_get(res, "salary"), "mse"));
+    double mr = json_number_value(json_object_get(json_object_get(res, "remote"), "accuracy"));
+    json_t *bs = json_object_get(bl, "salary"), *br = json_object_get(bl, "remote");
+    ck_assert_str_eq(json_string_value(json_object_get(bs, "metric")), "mse");
+    ck_assert_str_eq(json_string_value(json_object_get(br, "metric")), "accuracy");
+    double bms = json_number_value(json_object_get(bs, "mse"));
+    double bmr = json_number_value(json_object_get(br, "accuracy"));
+    ck_assert(bms > 0 && bmr > 0 && bms != ms);
+    double ds = 100 * (bms - ms) / bms, dr = 100 * (mr - bmr) / bmr;
+    /* results carry 10 significant digits */
+    ck_assert_double_eq_tol(json_number_value(json_object_get(bs, "delta")), ds, 1e-6 * fmax(1, fabs(ds)));
+    ck_assert_double_eq_tol(json_number_value(json_object_get(br, "delta")), dr, 1e-6 * fmax(1, fabs(dr)));
+    ck_assert_double_eq_tol(json_number_value(json_object_get(res, "delta_mtl")), (ds + dr) / 2,
+                            1e-6 * fmax(1, fabs(ds + dr)));
+    json_decref(j);
+}
+END_TEST
+
 static void wait_past(mtld_proc *p, long long id, long long step)
 {
     char path[64];
@@ -333,6 +364,7 @@ Suite *weighting_suite(void)
     tcase_add_test(tc, every_method_trains_and_reports_weights);
     tcase_add_test(tc, dwa_weights_follow_the_training_losses);
     tcase_add_test(tc, weight_zero_means_zero);
+    tcase_add_test(tc, baselines_report_delta_mtl);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("resume");
     tcase_set_timeout(tr, 600);
