@@ -163,6 +163,15 @@ static void no_duplicate_steps(json_t *m)
     json_decref(seen);
 }
 
+static int log_has(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *t = h_read_file(path, &len);
+    int found = t && strstr(t, needle) != NULL;
+    free(t);
+    return found;
+}
+
 static void check_resume(int sig)
 {
     mtld_proc p;
@@ -172,9 +181,19 @@ static void check_resume(int sig)
     long long a = submit(&p);
     wait_running_past(&p, a, 160);
     int st = h_stop(&p, sig);
-    if (sig == SIGTERM)
+    char log[400];
+    snprintf(log, sizeof log, "%s/mtld.log", DIR_);
+    if (sig == SIGTERM) {
+        /* a clean stop: exit 0, the job checkpointed and marked queued */
         ck_assert_int_eq(st, 0);
+        ck_assert_msg(log_has(log, "event=job_requeued"), "SIGTERM did not re-queue the job");
+    }
     h_start(&p, DIR_, NULL);
+    /* on start, only a job the daemon was killed under is found running */
+    if (sig == SIGTERM)
+        ck_assert_msg(!log_has(log, "event=jobs_requeued"), "the job was left running at SIGTERM");
+    else
+        ck_assert_msg(log_has(log, "event=jobs_requeued"), "the killed job was not re-queued");
     json_t *ja = h_wait_job(&p, a, 300);
     ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
     long long b = submit(&p); /* the same spec, never interrupted */

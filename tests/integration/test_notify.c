@@ -278,6 +278,71 @@ START_TEST(log_level_file_and_sighup)
 }
 END_TEST
 
+/* Runs cmd (a shell line); its stdout+stderr into out; returns the exit code. */
+static int run_cmd(const char *cmd, char *out, size_t n)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t got = fread(out, 1, n - 1, f);
+    out[got] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* One settings table: defaults < --config FILE < flags; --help lists the
+ * table with defaults; --version; a bad file line is named and refused. */
+START_TEST(config_file_below_flags)
+{
+    mtld_proc p;
+    char conf[400], log[400], cmd[1200], out[8192];
+    h_tmpdir(DIR_, sizeof DIR_);
+    snprintf(conf, sizeof conf, "%s/mtld.conf", DIR_);
+    snprintf(log, sizeof log, "%s/mtld.log", DIR_);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("# settings\nworkers = 3\nlog-level = warn\n\nmax-queued = 5\n", f);
+    fclose(f);
+    /* the file is read: log-level warn hides the info line */
+    const char *file_only[] = {"--config", conf, NULL};
+    h_start(&p, DIR_, file_only);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    ck_assert_msg(!file_has(log, "event=listening"), "the config file's log-level was ignored");
+    /* flags win over the file: --log-level info and the harness's --workers 2 */
+    const char *flags[] = {"--config", conf, "--log-level", "info", NULL};
+    h_start(&p, DIR_, flags);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    ck_assert_msg(file_has(log, "event=listening") && file_has(log, "workers=2 "),
+                  "flags did not win over the config file");
+    /* a bad line is named, and mtld refuses to start */
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("workers = 2\ncolour = blue\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --config %s --data-dir %s/x 2>&1", MTLD_BIN, conf, DIR_);
+    ck_assert_int_eq(run_cmd(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "line 2") && strstr(out, "colour"), "'%s'", out);
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("workers = many\n", f);
+    fclose(f);
+    ck_assert_int_eq(run_cmd(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "line 1") && strstr(out, "workers"), "'%s'", out);
+    /* --help: every setting of the table with its default; --version */
+    snprintf(cmd, sizeof cmd, "%s --help 2>&1", MTLD_BIN);
+    ck_assert_int_eq(run_cmd(cmd, out, sizeof out), 0);
+    const char *flagnames[] = {"--listen", "--data-dir", "--workers", "--max-queued", "--config",
+                               "--log-level", "--log-file", "--ready-file", "--max-upload",
+                               "--max-rows", "--max-columns", "--max-levels", "--max-field",
+                               "--max-line", "--version"};
+    for (size_t i = 0; i < sizeof flagnames / sizeof flagnames[0]; i++)
+        ck_assert_msg(strstr(out, flagnames[i]), "--help does not list %s", flagnames[i]);
+    ck_assert_msg(strstr(out, "[default: 1000]"), "--help shows no defaults");
+    snprintf(cmd, sizeof cmd, "%s --version 2>&1", MTLD_BIN);
+    ck_assert_int_eq(run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(!strncmp(out, "mtld ", 5) && out[5] >= '0' && out[5] <= '9', "'%s'", out);
+}
+END_TEST
+
 /* A mask line of /proc/.../status ("SigBlk:\t0000000000004003"). */
 static unsigned long long mask_of(const char *status, const char *key)
 {
@@ -341,6 +406,7 @@ Suite *notify_suite(void)
     tcase_add_test(tc, second_sigterm_exits_at_once);
     tcase_add_test(tc, log_level_file_and_sighup);
     tcase_add_test(tc, no_thread_dies_of_a_stop_signal);
+    tcase_add_test(tc, config_file_below_flags);
     suite_add_tcase(s, tc);
     return s;
 }
