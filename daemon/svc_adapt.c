@@ -44,6 +44,7 @@ typedef struct {
     eng_meta *m;
     eng_meta_alg alg;
     int generator;
+    int regression;          /* MSE: a generator, or task-level regression */
     int ways_trained;        /* output width of a MAML-family classifier */
     int inner_steps;
     int64_t step;
@@ -132,7 +133,9 @@ static int load(const char *path, learner *l, int ns, int ways, svc_error *e)
     c.max_ways = ways > 1 ? ways : 2;
     features = meta_json(meta, "features");
     l->generator = features == NULL;
-    c.loss = l->generator ? ENG_FNET_MSE : ENG_FNET_CE;
+    const char *kind = json_string_value(json_object_get(meta, "kind"));
+    l->regression = l->generator || (kind && !strcmp(kind, "regression"));
+    c.loss = l->regression ? ENG_FNET_MSE : ENG_FNET_CE;
     l->ways_trained = c.net.dims[c.net.n_layers];
     const char *step = json_string_value(json_object_get(meta, "step"));
     l->step = step ? strtoll(step, NULL, 10) : 0;
@@ -329,8 +332,9 @@ int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t 
     if ((rc = load(path, &l, (int)ns, MAX_WAYS, e)) != SVC_OK)
         goto done;
     int ways = 0;
+    double y_mean = 0, y_std = 1; /* task-level regression: the support's own scale */
     {
-        int gen = l.generator;
+        int gen = l.regression;
         for (size_t i = 0; i < ns; i++) {
             json_t *lv = json_array_get(labels, i);
             char field[64];
@@ -367,6 +371,21 @@ int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t 
             ys[i] = (float)k;
         }
     }
+    if (l.regression && !l.generator) {
+        /* meta-trained on standardised targets: a new task's scale comes from
+         * its support set, and predictions go back to it */
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < ns; i++)
+            sum += ys[i];
+        y_mean = sum / (double)ns;
+        for (size_t i = 0; i < ns; i++)
+            sq += (ys[i] - y_mean) * (ys[i] - y_mean);
+        y_std = ns > 1 ? sqrt(sq / (double)ns) : 0;
+        if (!(y_std > 1e-12))
+            y_std = 1;
+        for (size_t i = 0; i < ns; i++)
+            ys[i] = (float)((ys[i] - y_mean) / y_std);
+    }
     const int proto = l.alg == ENG_META_PROTONET;
     int steps = jsteps ? (int)json_integer_value(jsteps) : proto ? 0 : l.inner_steps;
     if (proto && steps != 0) {
@@ -375,12 +394,12 @@ int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t 
                        "or absent");
         goto done;
     }
-    if (!l.generator && ways < 2) {
+    if (!l.regression && ways < 2) {
         rc = svc__fail(e, SVC_EINVAL, "support.labels",
                        "the support set has 1 class; few-shot classification needs at least 2");
         goto done;
     }
-    if (!l.generator && !proto && ways != l.ways_trained) {
+    if (!l.regression && !proto && ways != l.ways_trained) {
         rc = svc__fail(e, SVC_EINVAL, "support.labels",
                        "the support set has %d classes; this model was meta-trained for "
                        "%d-way episodes, so its support set needs exactly %d",
@@ -427,10 +446,11 @@ int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t 
                                xq + b * (size_t)d0, nb, o);
         for (int i = 0; erc == ENG_OK && i < nb; i++) {
             const float *z = o + (size_t)i * (size_t)nout;
-            if (l.generator) {
+            if (l.regression) {
+                double y = (double)z[0] * y_std + y_mean;
                 json_array_append_new(preds, json_pack("{s:o}", "value",
-                                                       isfinite(z[0]) ? json_real(z[0])
-                                                                      : json_null()));
+                                                       isfinite(y) ? json_real(y)
+                                                                   : json_null()));
                 continue;
             }
             int best = 0;
@@ -466,7 +486,7 @@ int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t 
                     "checkpoint", which, "step", (json_int_t)l.step, "algorithm",
                     alg_names[l.alg], "steps", steps, "support_rows", (json_int_t)ns, "columns",
                     cols);
-    if (res && !l.generator)
+    if (res && !l.regression)
         json_object_set(res, "labels", firsts);
     if (res)
         json_object_set_new(res, "predictions", preds);

@@ -445,17 +445,81 @@ static int make_samplers(const svc__jobdata *jd, const class_split *cs, const sv
     return rc;
 }
 
+/* Task-level meta-learning: the listed tasks of one dataset are the task
+ * distribution (an episode is one task's K support and Q query rows). They
+ * must be all regression or all classification with one number of classes,
+ * so one network (output: 1 or that many) serves them all. */
+static int task_level_check(svc *s, const svc__spec *sp, const svc__meta_spec *ms,
+                            svc_error *e)
+{
+    if (sp->algorithm == SVC_ALG_PROTONET)
+        return svc__fail(e, SVC_EINVAL, "algorithm",
+                         "protonet learns from the episodes of one classification task; "
+                         "meta-learning over several listed tasks takes maml, fomaml, reptile, "
+                         "anil or metasgd");
+    if (ms->has_ways || ms->n_test_classes || ms->test_fraction > 0 || ms->test_task[0])
+        return svc__fail(e, SVC_EINVAL, "episodes",
+                         "over several listed tasks an episode is one task's rows: episodes "
+                         "take only shots and queries (rows per support and query set)");
+    for (int i = 0; i < sp->n_tasks; i++) {
+        store_task t = {0};
+        char fld[32];
+        snprintf(fld, sizeof fld, "tasks[%d]", i);
+        int rc = store_task_find(s->db, sp->tasks[i].task, &t);
+        int gen = rc == STORE_OK && t.dataset_id == 0;
+        store_task_clear(&t);
+        if (rc == STORE_ENOTFOUND)
+            return svc__fail(e, SVC_EINVAL, fld, "no task '%s'", sp->tasks[i].task);
+        if (rc != STORE_OK)
+            return svc__store_fail(e, rc, "task", sp->tasks[i].task);
+        if (gen)
+            return svc__fail(e, SVC_EINVAL, fld,
+                             "task '%s' is a generator: a generator is a task distribution "
+                             "of its own, list it alone",
+                             sp->tasks[i].task);
+    }
+    svc__jobdata jd;
+    int rc = svc__jobdata_load(s, sp, &jd, e);
+    if (rc != SVC_OK)
+        return rc;
+    const svc__jd_task *t0 = &jd.task[0];
+    for (int i = 1; i < jd.n_tasks && rc == SVC_OK; i++) {
+        const svc__jd_task *t = &jd.task[i];
+        char fld[32];
+        snprintf(fld, sizeof fld, "tasks[%d]", i);
+        if (t->classification != t0->classification ||
+            (t->classification && t->n_classes != t0->n_classes))
+            rc = svc__fail(e, SVC_EINVAL, fld,
+                           "task '%s' is %s %d-class task but '%s' is %s: the tasks of a "
+                           "meta-learning job share one network, so they must be all "
+                           "regression or all classification with one number of classes",
+                           t->name, t->classification ? "a" : "not a", t->n_classes,
+                           t0->name,
+                           t0->classification ? "a classification task" : "a regression task");
+    }
+    if (rc == SVC_OK && (jd.n_train < (size_t)(ms->shots + ms->queries) ||
+                         jd.n_test < (size_t)ms->queries))
+        rc = svc__fail(e, SVC_EINVAL, "episodes",
+                       "%zu training and %zu held-out rows cannot give %d support + %d query "
+                       "rows per episode",
+                       jd.n_train, jd.n_test, ms->shots, ms->queries);
+    svc__jobdata_clear(&jd);
+    return rc;
+}
+
 int svc__meta_submit_check(svc *s, const svc__spec *sp, json_t *spec, svc_error *e)
 {
     svc__meta_spec ms;
     int rc = svc__meta_spec_parse(spec, sp, &ms, e);
     if (rc != SVC_OK || !svc__is_meta(sp->algorithm))
         return rc;
-    if (sp->n_tasks != 1)
-        return svc__fail(e, SVC_EUNSUPPORTED, "tasks",
-                         "meta-learning takes one task (a generator or a classification task "
-                         "whose classes make the episodes); meta-learning over several listed "
-                         "tasks is not available yet");
+    if (sp->n_tasks > 1) { /* K support and Q query rows per task: 10 and 10 unless given */
+        if (!ms.has_shots)
+            ms.shots = 10;
+        if (!ms.has_queries)
+            ms.queries = 10;
+        return task_level_check(s, sp, &ms, e);
+    }
     store_task t = {0};
     rc = store_task_find(s->db, sp->tasks[0].task, &t);
     if (rc == STORE_ENOTFOUND)
@@ -517,6 +581,10 @@ typedef struct {
     svc__meta_spec ms;
     char *spec_text;
     int generator;
+    int task_level;             /* the job's listed tasks are the task distribution */
+    int regression;             /* MSE tasks (a generator, or task-level regression) */
+    int tl_task;                /* task-level meta-test: the task of the next episode */
+    int evaluating;             /* in meta-test (fill_task draws from held-out data) */
     char task_name[65];
     svc__jobdata jd;
     svc__jobdata jd_test;       /* episodes.test_task: its rows (else empty) */
@@ -616,6 +684,42 @@ static int fill_task(mrun *r, eng_rng *rng, eng_episodes *sampler, int b)
         eng_sinusoid_task(rng, &A, &ph);
         eng_sinusoid_points(rng, A, ph, r->S, xs, ys);
         eng_sinusoid_points(rng, A, ph, r->Q, xq, yq);
+    } else if (r->task_level) {
+        /* one listed task: K support rows from the training rows, Q query rows
+         * from the training rows (meta-training) or the held-out rows
+         * (meta-test), all distinct, rows whose target is missing skipped */
+        const int eval = r->evaluating;
+        const int t = eval ? r->tl_task : (int)eng_rng_below(rng, (uint64_t)r->jd.n_tasks);
+        const svc__jd_task *tk = &r->jd.task[t];
+        for (int i = 0; i < r->S + r->Q; i++) {
+            const int sup = i < r->S;
+            const uint32_t *pool = sup || !eval ? r->jd.train : r->jd.test;
+            const size_t np = sup || !eval ? r->jd.n_train : r->jd.n_test;
+            uint32_t row = 0;
+            int tries = 0, ok = 0;
+            while (!ok && tries++ < 1000) {
+                row = pool[eng_rng_below(rng, np)];
+                ok = isfinite(tk->y[row]);
+                for (int j = 0; ok && j < i; j++)
+                    ok = (j < r->S ? r->srows[j] : r->qrows[j - r->S]) != row;
+            }
+            if (!ok)
+                return -1;
+            if (sup)
+                r->srows[i] = row;
+            else
+                r->qrows[i - r->S] = row;
+        }
+        size_t w = (size_t)r->d0 * sizeof *xs;
+        for (int i = 0; i < r->S; i++) {
+            memcpy(xs + (size_t)i * r->d0, r->jd.x + (size_t)r->srows[i] * r->d0, w);
+            ys[i] = tk->y[r->srows[i]];
+        }
+        for (int i = 0; i < r->Q; i++) {
+            memcpy(xq + (size_t)i * r->d0, r->jd.x + (size_t)r->qrows[i] * r->d0, w);
+            yq[i] = tk->y[r->qrows[i]];
+        }
+        r->tl_task = t;
     } else {
         if (eng_episodes_sample(sampler, rng, r->srows, ys, r->qrows, yq, NULL) != ENG_OK)
             return -1;
@@ -692,6 +796,20 @@ static json_t *checkpoint_meta(mrun *r)
         }
         for (int c = 0; c < r->cs.n_classes; c++)
             json_array_append_new(labels, json_string(r->jd.task[0].labels[c]));
+        if (r->task_level) {
+            json_t *names = json_array();
+            for (int k = 0; k < r->jd.n_tasks; k++) {
+                json_array_append_new(names, json_string(r->jd.task[k].name));
+                for (int c = 0; k == 0 && !r->regression && c < r->jd.task[0].n_classes; c++)
+                    json_array_append_new(labels, json_string(r->jd.task[0].labels[c]));
+            }
+            char *tn = json_dumps(names, JSON_COMPACT);
+            json_object_set_new(meta, "tasks_listed", json_string(tn ? tn : "[]"));
+            free(tn);
+            json_decref(names);
+        }
+        json_object_set_new(meta, "kind",
+                            json_string(r->regression ? "regression" : "classification"));
         if (r->ms.test_task[0])
             json_object_set_new(meta, "test_task", json_string(r->jd_test.task[0].name));
         json_t *o = json_pack("{s:o,s:o}", "mean", mean, "std", std);
@@ -903,9 +1021,10 @@ static int setup(mrun *r)
         return -1;
     }
     r->generator = t.dataset_id == 0;
+    r->task_level = r->sp.n_tasks > 1;
     snprintf(r->task_name, sizeof r->task_name, "%s", t.name);
     store_task_clear(&t);
-    if (r->generator) { /* the MAML paper's K = 10, and as many query points */
+    if (r->generator || r->task_level) { /* the MAML paper's K = 10, and as many query points */
         if (!r->ms.has_shots)
             r->ms.shots = 10;
         if (!r->ms.has_queries)
@@ -920,6 +1039,7 @@ static int setup(mrun *r)
     int L = 0;
     if (r->generator) {
         r->d0 = 1;
+        r->regression = 1;
         r->S = ms->shots;
         r->Q = ms->queries;
         c.loss = ENG_FNET_MSE;
@@ -927,6 +1047,30 @@ static int setup(mrun *r)
         for (int i = 0; i < r->sp.n_trunk; i++)
             c.net.dims[L++] = r->sp.trunk[i];
         c.net.dims[L] = 1;
+    } else if (r->task_level) {
+        if (svc__jobdata_load(r->s, &r->sp, &r->jd, &e) != SVC_OK) {
+            fail_job(r, e.code == SVC_ENOMEM ? "out_of_memory" : "invalid_data", e.message);
+            return -1;
+        }
+        int n = r->jd.n_in;
+        r->x_mean = malloc((size_t)n * sizeof *r->x_mean);
+        r->x_std = malloc((size_t)n * sizeof *r->x_std);
+        if (!r->x_mean || !r->x_std) {
+            fail_job(r, "out_of_memory", "out of memory");
+            return -1;
+        }
+        memcpy(r->x_mean, r->jd.x_mean, (size_t)n * sizeof *r->x_mean);
+        memcpy(r->x_std, r->jd.x_std, (size_t)n * sizeof *r->x_std);
+        const svc__jd_task *t0 = &r->jd.task[0];
+        r->regression = !t0->classification;
+        r->d0 = n;
+        r->S = ms->shots;
+        r->Q = ms->queries;
+        c.loss = r->regression ? ENG_FNET_MSE : ENG_FNET_CE;
+        c.net.dims[L++] = r->d0;
+        for (int i = 0; i < r->sp.n_trunk; i++)
+            c.net.dims[L++] = r->sp.trunk[i];
+        c.net.dims[L] = r->regression ? 1 : t0->n_classes;
     } else {
         if (svc__jobdata_load(r->s, &r->sp, &r->jd, &e) != SVC_OK) {
             fail_job(r, e.code == SVC_ENOMEM ? "out_of_memory" : "invalid_data", e.message);
@@ -1090,6 +1234,8 @@ typedef struct {
     double mean[SVC__META_MAX_EVAL_STEPS], ci[SVC__META_MAX_EVAL_STEPS];
     double loss[SVC__META_MAX_EVAL_STEPS];
     int diverged[SVC__META_MAX_EVAL_STEPS]; /* episodes whose adaptation diverged */
+    double task_sum[ENG_MAX_TASKS];          /* task-level: per task, at the last count */
+    int task_n[ENG_MAX_TASKS];
 } eval_out;
 
 /* Meta-test: 1 done, 0 interrupted (cancel/stop), -1 failed (job failed). */
@@ -1102,10 +1248,13 @@ static int meta_test(mrun *r, eval_out *out)
     eng_rng rng;
     eng_rng_seed(&rng, ms->eval_seed);
     memset(out, 0, sizeof *out);
+    r->evaluating = 1;
     for (int ep = 0; ep < n; ep++) {
         if (ep % 50 == 0 && (atomic_load(&r->slot->cancel) || atomic_load(&r->s->stopping)))
             return 0;
         double loss[SVC__META_MAX_EVAL_STEPS], acc[SVC__META_MAX_EVAL_STEPS];
+        if (r->task_level)
+            r->tl_task = ep % r->jd.n_tasks; /* every task gets its share of episodes */
         int rc = fill_task(r, &rng, r->ep_test, 0);
         if (rc == 0)
             rc = eng_meta_evaluate(r->m, r->theta, &r->tasks[0], ms->eval_steps, ns, loss, acc);
@@ -1119,7 +1268,11 @@ static int meta_test(mrun *r, eval_out *out)
             return -1;
         }
         for (int i = 0; i < ns; i++) {
-            double v = r->generator ? loss[i] : acc[i];
+            double v = r->regression ? loss[i] : acc[i];
+            if (r->task_level && i == ns - 1) {
+                out->task_sum[r->tl_task] += v;
+                out->task_n[r->tl_task]++;
+            }
             if (!isfinite(loss[i]))
                 out->diverged[i]++;
             sum[i] += v;
@@ -1154,16 +1307,24 @@ static json_t *results_json(mrun *r, const eval_out *ev)
             json_object_set_new(div, k, json_integer(ev->diverged[i]));
         }
     }
-    json_object_set_new(fs, "ways", json_integer(r->generator ? 1 : ms->ways));
+    int ways = r->generator ? 1 : ms->ways;
+    if (r->task_level)
+        ways = r->regression ? 1 : r->jd.task[0].n_classes;
+    json_object_set_new(fs, "ways", json_integer(ways));
     json_object_set_new(fs, "shots", json_integer(ms->shots));
     json_object_set_new(fs, "queries", json_integer(ms->queries));
     json_object_set_new(fs, "episodes", json_integer(ms->eval_episodes));
     json_object_set_new(fs, "steps", steps);
-    json_object_set_new(fs, r->generator ? "mse" : "accuracy", val);
+    json_object_set_new(fs, r->regression ? "mse" : "accuracy", val);
     json_object_set_new(fs, "ci95", ci);
     if (div)
         json_object_set_new(fs, "diverged", div);
-    if (!r->generator) {
+    if (r->task_level) {
+        json_t *names = json_array();
+        for (int t = 0; t < r->jd.n_tasks; t++)
+            json_array_append_new(names, json_string(r->jd.task[t].name));
+        json_object_set_new(fs, "tasks", names);
+    } else if (!r->generator) {
         json_t *tc = test_class_list(r);
         json_object_set_new(fs, "test_classes", tc);
         if (r->ms.test_task[0])
@@ -1175,12 +1336,23 @@ static json_t *results_json(mrun *r, const eval_out *ev)
     json_t *last_val = isfinite(ev->mean[last]) && !ev->diverged[last]
                            ? json_real(ev->mean[last]) : json_null();
     json_t *last_loss = isfinite(ev->loss[last]) ? json_real(ev->loss[last]) : json_null();
-    if (r->generator)
+    if (r->task_level) { /* per task: its episodes' mean at the last step count */
+        json_decref(last_val);
         json_decref(last_loss);
-    json_object_set_new(res, r->task_name,
-                        r->generator ? json_pack("{s:o}", "mse", last_val)
-                                     : json_pack("{s:o,s:o}", "accuracy", last_val, "loss",
-                                                 last_loss));
+        for (int t = 0; t < r->jd.n_tasks; t++) {
+            double m = ev->task_n[t] ? ev->task_sum[t] / ev->task_n[t] : NAN;
+            json_object_set_new(res, r->jd.task[t].name,
+                                json_pack("{s:o,s:I}", r->regression ? "mse" : "accuracy",
+                                          isfinite(m) ? json_real(m) : json_null(), "episodes",
+                                          (json_int_t)ev->task_n[t]));
+        }
+    } else if (r->generator) {
+        json_decref(last_loss);
+        json_object_set_new(res, r->task_name, json_pack("{s:o}", "mse", last_val));
+    } else {
+        json_object_set_new(res, r->task_name, json_pack("{s:o,s:o}", "accuracy", last_val,
+                                                         "loss", last_loss));
+    }
     json_object_set_new(res, "meta_parameters", json_integer((json_int_t)r->nmeta));
     if (r->from_note)
         json_object_set(res, "from_checkpoint", r->from_note);

@@ -716,6 +716,42 @@ static int same_shape(const svc__safetensors *st, const char *name, const eng_te
     return 1;
 }
 
+/* A first layer over other inputs: copies, column by column, the weights of
+ * every input of the job (names: dst_names) that the source also reads
+ * (src_names), into w [out][in] (the rest keep their fresh values). The
+ * output widths must agree. Returns the number of columns copied. */
+static int map_columns(const svc__safetensors *st, const char *sname, json_t *src_names,
+                       json_t *dst_names, const eng_tensor_info *ti, float *w)
+{
+    json_t *shape = json_object_get(json_object_get(st->header, sname), "shape");
+    int out = ti->shape[0], in = ti->shape[1];
+    long long s_in = json_integer_value(json_array_get(shape, 1));
+    if (json_array_size(shape) != 2 || json_integer_value(json_array_get(shape, 0)) != out ||
+        s_in < 1 || (size_t)s_in != json_array_size(src_names) ||
+        (int)json_array_size(dst_names) != in)
+        return 0;
+    float *src = malloc((size_t)out * (size_t)s_in * sizeof *src);
+    if (!src || svc__safetensors_get(st, sname, src, (size_t)out * (size_t)s_in) != 0) {
+        free(src);
+        return 0;
+    }
+    int n = 0;
+    for (int j = 0; j < in; j++) {
+        const char *nm = json_string_value(json_array_get(dst_names, (size_t)j));
+        for (long long k = 0; nm && k < s_in; k++) {
+            const char *sn = json_string_value(json_array_get(src_names, (size_t)k));
+            if (!sn || strcmp(sn, nm))
+                continue;
+            for (int o = 0; o < out; o++)
+                w[(size_t)o * in + j] = src[(size_t)o * s_in + k];
+            n++;
+            break;
+        }
+    }
+    free(src);
+    return n;
+}
+
 /* from_checkpoint: copies the source job's latest weights into the freshly
  * initialised model, tensor by tensor. Trunk tensors match by name and
  * shape (the first layer only when the input features are the same); a
@@ -725,7 +761,9 @@ static int same_shape(const svc__safetensors *st, const char *name, const eng_te
  * trunk and its head onto every task's head, which is how a meta-learned
  * initialisation is fine-tuned on a new task. What does not match keeps its
  * fresh initialisation and is listed in r->from_note, with a note for each
- * head re-initialised. Returns 0, or -1 with msg filled when the source
+ * head re-initialised. A first layer over other inputs (another job's
+ * targets are not this job's) is copied column by column for the inputs
+ * both read, matched by name. Returns 0, or -1 with msg filled when the source
  * cannot be read. */
 static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
 {
@@ -771,6 +809,7 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
      * job's (the first layer is copied if its shape fits) */
     int same_inputs = json_equal(feats, r->jd.input_names) ||
                       (from_import && !json_object_get(meta, "features"));
+    int mapped = 0; /* first-layer input columns matched by name (other inputs) */
     json_t *copied = json_array(), *reinit = json_array(), *notes = json_array();
     float *p = eng_mtl_params(r->model);
     int nt = eng_mtl_ntensors(r->model);
@@ -784,7 +823,22 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
                 snprintf(sname, sizeof sname, "layers.%d.%s", li, ti.name + off);
             else
                 snprintf(sname, sizeof sname, "%s", ti.name);
-            ok = same_inputs || strncmp(ti.name, "trunk.0.", 8) != 0;
+            ok = same_inputs || strncmp(ti.name, "trunk.0.", 8) != 0 ||
+                 (mapped > 0 && !strcmp(ti.name, "trunk.0.bias"));
+            if (!same_inputs && !strcmp(ti.name, "trunk.0.weight") && ti.rank == 2) {
+                mapped = map_columns(&st, sname, feats, r->jd.input_names, &ti,
+                                     p + ti.offset);
+                if (mapped > 0) {
+                    char note[200];
+                    snprintf(note, sizeof note,
+                             "trunk.0.weight: %d of the job's %d inputs matched the "
+                             "checkpoint's by name and were copied; the rest start fresh",
+                             mapped, ti.shape[1]);
+                    json_array_append_new(notes, json_string(note));
+                    json_array_append_new(copied, json_string(ti.name));
+                    continue;
+                }
+            }
         } else if (sscanf(ti.name, "tasks.%d.%n", &t, &off) == 1 && t >= 0 &&
                    t < r->jd.n_tasks) {
             head = !strncmp(ti.name + off, "head.", 5);

@@ -747,6 +747,125 @@ START_TEST(import_pretrained_model)
 }
 END_TEST
 
+/* The first n rows of data/stackoverflow as JSON objects {column: number}
+ * (every column of that file is numeric). */
+static json_t *so_rows(int skip, int n)
+{
+    FILE *f = fopen(h_src("data/stackoverflow/stackoverflow.csv"), "r");
+    char line[4096], *names[64];
+    int nc = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    line[strcspn(line, "\r\n")] = 0;
+    for (char *save = NULL, *tok = strtok_r(line, ",", &save); tok && nc < 64;
+         tok = strtok_r(NULL, ",", &save))
+        names[nc++] = strdup(tok);
+    json_t *rows = json_array();
+    for (int r = 0; r < skip + n && fgets(line, sizeof line, f); r++) {
+        if (r < skip)
+            continue;
+        json_t *o = json_object();
+        char *p = line;
+        for (int c = 0; c < nc; c++) {
+            json_object_set_new(o, names[c], json_real(strtod(p, &p)));
+            if (*p == ',')
+                p++;
+        }
+        json_array_append_new(rows, o);
+    }
+    fclose(f);
+    for (int c = 0; c < nc; c++)
+        free(names[c]);
+    return rows;
+}
+
+/* The job's tasks themselves as the task distribution: MAML over four
+ * binary "does this developer have role X" tasks of the Stack Overflow
+ * survey; each episode is K support and Q query rows of one task. */
+START_TEST(task_level_meta_learning)
+{
+    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    static const char *const roles[] = {"role_devops", "role_web_developer",
+                                        "role_mobile_developer", "role_systems_administrator",
+                                        "salary", "role_data_scientist"};
+    for (int i = 0; i < 6; i++) {
+        char def[256];
+        snprintf(def, sizeof def,
+                 "{\"name\":\"%s\",\"dataset\":\"so\",\"target\":\"%s\",\"kind\":\"%s\"}",
+                 roles[i], roles[i], i == 4 ? "regression" : "classification");
+        json_decref(h_post_json(&P, "/v1/tasks", def, 201));
+    }
+    expect_422("{\"algorithm\":\"maml\",\"tasks\":[\"role_devops\",\"salary\"]}", "tasks[1]",
+               "all regression or all classification");
+    expect_422("{\"algorithm\":\"protonet\",\"tasks\":[\"role_devops\",\"role_web_developer\"]}",
+               "algorithm", "several listed tasks");
+    expect_422("{\"algorithm\":\"maml\",\"tasks\":[\"role_devops\",\"role_web_developer\"],"
+               "\"episodes\":{\"ways\":2}}",
+               "episodes", "only shots and queries");
+    long long id = submit(
+        "{\"algorithm\":\"maml\",\"tasks\":[\"role_devops\",\"role_web_developer\","
+        "\"role_mobile_developer\",\"role_systems_administrator\"],\"model\":{\"trunk\":[32]},"
+        "\"inner\":{\"lr\":0.1},\"meta_batch\":4,\"steps\":200,"
+        "\"eval\":{\"episodes\":80,\"steps\":[0,5]}}");
+    json_t *job = finished(id, 120);
+    json_t *res = json_object_get(job, "results"), *fs = json_object_get(res, "few_shot");
+    ck_assert_int_eq(json_array_size(json_object_get(fs, "tasks")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(fs, "ways")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(fs, "shots")), 10);
+    double a0 = num_at(fs, "accuracy", "0"), a5 = num_at(fs, "accuracy", "5");
+    ck_assert_msg(a5 > a0, "accuracy after 5 steps %g, before %g", a5, a0);
+    for (int i = 0; i < 4; i++) {
+        json_t *t = json_object_get(res, roles[i]);
+        ck_assert_int_eq(json_integer_value(json_object_get(t, "episodes")), 20);
+        double a = num_at(res, roles[i], "accuracy");
+        ck_assert(a >= 0 && a <= 1);
+    }
+    json_decref(job);
+
+    /* adapt to a task it never saw: role_data_scientist, from 20 labelled rows */
+    json_t *sup = so_rows(0, 20), *qry = so_rows(20, 10), *labels = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(sup, i, row)
+    {
+        json_array_append_new(labels, json_string(
+                                          json_number_value(json_object_get(row, "role_data_scientist")) > 0.5
+                                              ? "yes" : "no"));
+    }
+    json_t *body = json_pack("{s:{s:o,s:o},s:{s:o},s:i}", "support", "rows", sup, "labels", labels,
+                             "query", "rows", qry, "steps", 5);
+    char *text = json_dumps(body, JSON_COMPACT);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/adapt", id);
+    h_resp r = h_req(&P, "POST", path, "application/json", text, strlen(text));
+    json_t *a = h_json(&r);
+    /* (one data scientist among the first 20 rows: two classes) */
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(json_array_size(json_object_get(a, "predictions")), 10);
+    ck_assert_int_eq(json_array_size(json_object_get(a, "labels")), 2);
+    json_decref(a);
+    h_resp_free(&r);
+    free(text);
+    json_decref(body);
+
+    /* or fine-tune the meta-learned initialisation on the new task: its inputs
+     * differ (the four role targets are inputs now, role_data_scientist is
+     * not), so the first layer is copied column by column by input name */
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "{\"algorithm\":\"finetune\",\"tasks\":[\"role_data_scientist\"],"
+             "\"model\":{\"trunk\":[32]},\"from_checkpoint\":%lld,\"epochs\":1}", id);
+    job = finished(submit(spec), 120);
+    json_t *fc = json_object_get(json_object_get(job, "results"), "from_checkpoint");
+    ck_assert(in_array(json_object_get(fc, "copied"), "trunk.0.weight"));
+    ck_assert(in_array(json_object_get(fc, "copied"), "trunk.0.bias"));
+    ck_assert(in_array(json_object_get(fc, "copied"), "tasks.0.head.weight"));
+    ck_assert_msg(in_array(json_object_get(fc, "notes"), "20 of the job's 24 inputs matched"),
+                  "no note on the first layer");
+    json_decref(job);
+}
+END_TEST
+
 Suite *meta_jobs_suite(void)
 {
     Suite *s = suite_create("meta");
@@ -760,6 +879,7 @@ Suite *meta_jobs_suite(void)
     tcase_add_test(tc, test_task_meta_tests_elsewhere);
     tcase_add_test(tc, finetune_from_meta_checkpoint);
     tcase_add_test(tc, import_pretrained_model);
+    tcase_add_test(tc, task_level_meta_learning);
     suite_add_tcase(s, tc);
     return s;
 }
