@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 
@@ -489,6 +490,39 @@ void api_route_get(size_t i, const char **method, const char **pattern)
     *pattern = i < api__n_routes ? api__routes[i].pattern : NULL;
 }
 
+/* The address of a socket handed over by the daemon (systemd's socket
+ * activation): its URL form for base_url ("127.0.0.1:8470", "[::1]:8470")
+ * and whether it is loopback-only. AF_INET and AF_INET6 only. */
+static int describe_socket(int fd, char *hostport, size_t n, int *loopback, char *err,
+                           size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, errlen, "the listening socket passed to mtld (fd %d) is not usable", fd);
+        return -1;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        *loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        snprintf(hostport, n, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+        return 0;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&ss;
+        const uint8_t *b = in6->sin6_addr.s6_addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+                    (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
+        snprintf(hostport, n, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+        return 0;
+    }
+    snprintf(err, errlen, "the listening socket passed to mtld (fd %d) is not a TCP socket", fd);
+    return -1;
+}
+
 api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
 {
     struct api_server *a = calloc(1, sizeof *a);
@@ -538,13 +572,28 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
     }
     if (cfg->token_file && api__load_tokens(a, cfg->token_file, err, errlen) != 0)
         goto fail;
-    if (parse_listen(cfg->listen, &sa, err, errlen) != 0)
-        goto fail;
-    int loopback = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+    /* Where to listen: a socket the daemon was handed (systemd's socket
+     * activation), else --listen. The token rule is the same for both. */
+    char sockname[INET6_ADDRSTRLEN + 16] = "";
+    const char *where = cfg->listen;
+    int loopback = 0;
+    struct MHD_OptionItem listen_opt[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    if (cfg->listen_fd >= 0) {
+        if (describe_socket(cfg->listen_fd, sockname, sizeof sockname, &loopback, err, errlen) !=
+            0)
+            goto fail;
+        where = sockname;
+        listen_opt[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL};
+    } else {
+        if (parse_listen(cfg->listen, &sa, err, errlen) != 0)
+            goto fail;
+        loopback = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+        listen_opt[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+    }
     if (!loopback && a->n_tokens == 0 && !cfg->insecure) {
         snprintf(err, errlen,
                  "refusing to listen on %s without --token-file (use --insecure to allow it)",
-                 cfg->listen);
+                 where);
         goto fail;
     }
     /* A thread pool over epoll; event streams suspend their connection while
@@ -552,12 +601,14 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
      * a pool thread. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
+    if (cfg->listen_fd >= 0)
+        flags |= MHD_USE_ITC; /* so api_stop can quiesce (give the socket back) */
     if (api__sse_start(a) != 0) {
         snprintf(err, errlen, "cannot start the event-stream ticker thread");
         goto fail;
     }
     a->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_ARRAY, listen_opt,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 4),
         MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections + margin,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -565,9 +616,12 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_UNESCAPE_CALLBACK,
         &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a, MHD_OPTION_END);
     if (!a->mhd) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
-                 cfg->listen);
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)", where);
         goto fail;
+    }
+    if (cfg->listen_fd >= 0) {
+        snprintf(a->base_url, sizeof a->base_url, "http://%s", sockname);
+        return a;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
     char host[64];
@@ -591,8 +645,16 @@ void api_stop(api_server *a)
     if (!a)
         return;
     api__sse_stop(a); /* no connection may stay suspended past this */
-    if (a->mhd)
+    if (a->mhd) {
+        /* A socket handed over by systemd stays systemd's: quiesce first, so
+         * that MHD_stop_daemon does not shut it down (which would break it
+         * for the next mtld the socket unit starts), and close only our
+         * descriptor afterwards. */
+        MHD_socket ls = a->cfg.listen_fd >= 0 ? MHD_quiesce_daemon(a->mhd) : MHD_INVALID_SOCKET;
         MHD_stop_daemon(a->mhd);
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
+    }
     api__free_tokens(a);
     api__stats_free(a);
     free(a->ips);

@@ -7,6 +7,9 @@
  * (every --status-interval seconds, and soon after any job changes state)
  * and WATCHDOG=1 (at half of WATCHDOG_USEC, only while the store answers).
  *
+ * Under socket activation (mtld.socket) the listening socket comes from
+ * systemd (daemon/sd.c) and --listen is not used; see docs/operations.md.
+ *
  * Shutdown (SIGTERM/SIGINT): STOPPING=1, stop accepting connections, let
  * running jobs checkpoint and return to queued, exit 0. A second signal
  * during that exits at once. SIGHUP reopens the --log-file.
@@ -19,63 +22,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
 #include "daemon/config.h"
+#include "daemon/sd.h"
 #include "daemon/svc.h"
 #include "daemon/svc_log.h"
 #include "engine/blas_threads.h"
 
-#ifdef MTLD_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#else
-/* Without libsystemd: the notify protocol is one datagram per message to the
- * AF_UNIX socket named by NOTIFY_SOCKET ('@' = abstract namespace). */
-#include <stddef.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-
-static int sd_notify(int unset, const char *state)
-{
-    (void)unset;
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa;
-    size_t n = path ? strlen(path) : 0;
-    if (n < 2 || n >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
-        return 0;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, path, n);
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = 0;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
-                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
-    close(fd);
-    return w < 0 ? -errno : 1;
-}
-
-static int sd_watchdog_enabled(int unset, uint64_t *usec)
-{
-    (void)unset;
-    const char *s = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
-    char *end = NULL;
-    if (!s)
-        return 0;
-    if (pid && strtol(pid, NULL, 10) != (long)getpid())
-        return 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!s[0] || *end || v == 0)
-        return 0;
-    *usec = v;
-    return 1;
-}
-#endif
 
 /* Writes the base URL atomically so a watcher never reads half a line. */
 static int write_ready_file(const char *path, const char *url)
@@ -143,16 +101,42 @@ static void notify_tick(svc *s, notify_state *ns, int force)
         char msg[160];
         snprintf(msg, sizeof msg, "STATUS=%d queued, %d running, %d succeeded, %d failed",
                  c.queued, c.running, c.succeeded, c.failed);
-        sd_notify(0, msg);
+        mtld_sd_notify(msg);
         ns->seen_changes = ch;
         ns->last_status = now;
     }
     if (want_dog && healthy) {
-        sd_notify(0, "WATCHDOG=1");
+        mtld_sd_notify("WATCHDOG=1");
         ns->last_watchdog = now;
     } else if (want_dog) {
         SVC_LOG(SVC_LOG_ERROR, "unhealthy", "reason=\"the store does not answer\"");
     }
+}
+
+/* Every HTTP connection is a descriptor; on top of max-connections mtld needs
+ * room for the database (and its WAL), checkpoint files being written, the
+ * log, and libmicrohttpd's own per-thread descriptors. Raise the soft limit
+ * toward the hard one (systemd's LimitNOFILE= sets both) when short, and say
+ * so when even the hard limit is too small: accept() would fail with EMFILE
+ * before max-connections is reached. */
+static void fit_open_files(const mtld_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)cfg->max_connections + 64 + 4 * (rlim_t)cfg->http_threads +
+                  2 * (rlim_t)cfg->workers;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    rlim_t limit = (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) ? rl.rlim_max : need;
+    if (limit > rl.rlim_cur) {
+        rl.rlim_cur = limit;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need)
+        svc_log(SVC_LOG_WARN, "open_file_limit",
+                "need=%llu limit=%llu reason=\"max-connections does not fit the open-file limit; "
+                "raise LimitNOFILE= (or ulimit -n) or lower max-connections\"",
+                (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -173,6 +157,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "mtld: %s\n", err);
         return 2;
     }
+
+    /* Socket activation: a listening socket from systemd (mtld.socket) takes
+     * the place of --listen. Taken before mtld starts its threads, since it
+     * edits the environment. */
+    int listen_fd = -1;
+    if (mtld_sd_listen_fd(&listen_fd, err, sizeof err) < 0) {
+        svc_log(SVC_LOG_ERROR, "start_failed", "reason=\"%s\"", svc_log_quote(q, sizeof q, err));
+        return 1;
+    }
+    fit_open_files(&cfg);
 
     /* Signals are taken by sigtimedwait below; every thread we start
      * inherits this mask. Threads started before main() (OpenBLAS starts
@@ -211,7 +205,7 @@ int main(int argc, char **argv)
     }
     api_config ac = {
         .listen = cfg.listen,
-        .listen_fd = -1,
+        .listen_fd = listen_fd,
         .token_file = cfg.token_file[0] ? cfg.token_file : NULL,
         .insecure = cfg.insecure,
         .threads = (int)cfg.http_threads,
@@ -246,14 +240,16 @@ int main(int argc, char **argv)
         svc_close(s);
         return 1;
     }
-    svc_log(SVC_LOG_INFO, "listening", "url=%s data_dir=\"%s\" workers=%ld version=%s", url,
-            svc_log_quote(q, sizeof q, cfg.data_dir), cfg.workers, MTLD_VERSION);
+    svc_log(SVC_LOG_INFO, "listening",
+            "url=%s socket=%s data_dir=\"%s\" workers=%ld version=%s", url,
+            listen_fd >= 0 ? "systemd" : "own", svc_log_quote(q, sizeof q, cfg.data_dir),
+            cfg.workers, MTLD_VERSION);
 
     notify_state ns = {(double)cfg.status_interval, 0, 0, 0, 0};
-    uint64_t wd_usec = 0;
-    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
+    uint64_t wd_usec = mtld_sd_watchdog_usec();
+    if (wd_usec > 0)
         ns.watchdog_every = (double)wd_usec / 2e6;
-    sd_notify(0, "READY=1");
+    mtld_sd_notify("READY=1");
     notify_tick(s, &ns, 1);
 
     for (;;) {
@@ -284,7 +280,7 @@ int main(int argc, char **argv)
     signal(SIGINT, exit_now);
     pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 
-    sd_notify(0, "STOPPING=1");
+    mtld_sd_notify("STOPPING=1");
     double t_stop = mono_s();
     api_stop(api);
     svc_close(s);

@@ -21,6 +21,7 @@ Suite *cli_term_suite(void);
 Suite *cli_upload_suite(void);
 Suite *weighting_suite(void);
 Suite *datasets_suite(void);
+Suite *activation_suite(void);
 
 static const struct {
     const char *name;
@@ -41,6 +42,7 @@ static const struct {
     {"cli_upload", cli_upload_suite},
     {"weighting", weighting_suite},
     {"datasets", datasets_suite},
+    {"activation", activation_suite},
 };
 
 int main(int argc, char **argv)
