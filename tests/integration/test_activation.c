@@ -17,7 +17,9 @@
  *    non-loopback socket without tokens are refused at start (exit 1) with a
  *    message saying why;
  *  - an IPv6 socket ([::1]) works and is named so in the URL (skipped where
- *    the machine has no IPv6 loopback).
+ *    the machine has no IPv6 loopback);
+ *  - LimitNOFILE: mtld raises its soft open-file limit to fit
+ *    max-connections when the hard limit allows, and warns when it does not.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -129,6 +132,7 @@ typedef struct {
     int other_pid;        /* LISTEN_PID names the parent, not mtld */
     const char *notify;   /* NOTIFY_SOCKET, or NULL */
     const char *const *extra;
+    rlim_t nofile_soft, nofile_hard; /* RLIMIT_NOFILE for mtld (0 = as is) */
 } spawn_opts;
 
 /* Forks and execs mtld as systemd would for a socket unit. */
@@ -160,12 +164,19 @@ static pid_t spawn(const char *dir, const spawn_opts *o)
             if (high[i] < 0 || dup2(high[i], 3 + i) != 3 + i)
                 _exit(126);
         char v[32];
-        snprintf(v, sizeof v, "%d", o->nfds);
-        setenv("LISTEN_FDS", v, 1);
-        snprintf(v, sizeof v, "%ld", (long)(o->other_pid ? parent : getpid()));
-        setenv("LISTEN_PID", v, 1);
+        if (o->nfds > 0) {
+            snprintf(v, sizeof v, "%d", o->nfds);
+            setenv("LISTEN_FDS", v, 1);
+            snprintf(v, sizeof v, "%ld", (long)(o->other_pid ? parent : getpid()));
+            setenv("LISTEN_PID", v, 1);
+        }
         if (o->notify)
             setenv("NOTIFY_SOCKET", o->notify, 1);
+        if (o->nofile_soft) {
+            struct rlimit rl = {o->nofile_soft, o->nofile_hard};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                _exit(126);
+        }
         execv(MTLD_BIN, (char *const *)argv);
         _exit(127);
     }
@@ -359,6 +370,49 @@ START_TEST(ipv6_socket)
 }
 END_TEST
 
+/* The soft open-file limit of process pid (from /proc), or -1. */
+static long soft_nofile(pid_t pid)
+{
+    char path[64], line[256];
+    long v = -1;
+    snprintf(path, sizeof path, "/proc/%ld/limits", (long)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Max open files", 14))
+            v = strtol(line + 14, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+START_TEST(open_file_limit_fits_max_connections)
+{
+    /* Room under the hard limit: the soft one is raised, nothing is said. */
+    const char *conns[] = {"--max-connections", "1000", NULL};
+    h_tmpdir(DIR_, sizeof DIR_);
+    spawn_opts o = {NULL, 0, 0, NULL, conns, 128, 4096};
+    mtld_proc p;
+    char log[300];
+    wait_ready(&p, spawn(DIR_, &o), DIR_);
+    long soft = soft_nofile(p.pid);
+    ck_assert_msg(soft >= 1000 && soft <= 4096, "soft limit %ld", soft);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    snprintf(log, sizeof log, "%s/mtld.log", DIR_);
+    ck_assert(!file_has(log, "open_file_limit"));
+
+    /* A hard limit below what max-connections needs: a warning naming both. */
+    h_tmpdir(DIR_, sizeof DIR_);
+    spawn_opts tight = {NULL, 0, 0, NULL, conns, 128, 512};
+    wait_ready(&p, spawn(DIR_, &tight), DIR_);
+    ck_assert_int_eq(soft_nofile(p.pid), 512);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    snprintf(log, sizeof log, "%s/mtld.log", DIR_);
+    ck_assert(file_has(log, "level=warn event=open_file_limit"));
+    ck_assert(file_has(log, "limit=512"));
+    ck_assert(file_has(log, "LimitNOFILE"));
+}
+END_TEST
+
 Suite *activation_suite(void);
 Suite *activation_suite(void)
 {
@@ -369,6 +423,7 @@ Suite *activation_suite(void)
     tcase_add_test(tc, sockets_for_another_process_are_ignored);
     tcase_add_test(tc, unusable_sockets_are_refused);
     tcase_add_test(tc, ipv6_socket);
+    tcase_add_test(tc, open_file_limit_fits_max_connections);
     suite_add_tcase(s, tc);
     return s;
 }
