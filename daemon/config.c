@@ -141,7 +141,7 @@ static void usage(FILE *f)
         char flag[64];
         snprintf(flag, sizeof flag, "--%s%s", s->key, s->type == T_BOOL ? "" : " VALUE");
         fprintf(f, "  %-28s %s", flag, s->help);
-        if (s->dflt[0] && s->type != T_BOOL)
+        if (s->dflt[0])
             fprintf(f, " [default: %s]", s->dflt);
         fputc('\n', f);
     }
