@@ -33,15 +33,7 @@ add_custom_target(man ALL DEPENDS ${_man_gz})
 install(FILES ${CMAKE_BINARY_DIR}/man/mtld.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${CMAKE_BINARY_DIR}/man/mtlctl.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
-# Bash completion for mtlctl (the script lives with the client).
-foreach(_c client/mtlctl.bash client/completion/mtlctl.bash client/mtlctl-completion.bash
-           client/mtlctl.bash-completion)
-  if(EXISTS ${CMAKE_SOURCE_DIR}/${_c})
-    install(FILES ${_c} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
-            RENAME mtlctl)
-    break()
-  endif()
-endforeach()
+# (The bash completion, client/mtlctl.bash, is installed by client/CMakeLists.txt.)
 
 # Documentation.
 install(FILES README.md docs/guide.md docs/api.md docs/operations.md docs/architecture.md

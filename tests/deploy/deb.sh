@@ -27,6 +27,7 @@ cat "$tmp/list"
 for f in /usr/bin/mtld /usr/bin/mtlctl /usr/lib/systemd/system/mtld.service \
   /usr/lib/systemd/system/mtld.socket /usr/lib/sysusers.d/mtld.conf /usr/lib/tmpfiles.d/mtld.conf \
   /etc/mtld/mtld.conf /usr/share/man/man8/mtld.8.gz /usr/share/man/man1/mtlctl.1.gz \
+  /usr/share/bash-completion/completions/mtlctl \
   /usr/share/doc/mtld/README.md /usr/share/doc/mtld/operations.md; do
   grep -qxF "$f" "$tmp/list" || no "$f is not in the package"
 done

@@ -2,8 +2,8 @@
 # tests/deploy/install.sh BUILD — `cmake --install` puts everything where
 # docs/operations.md says (into a scratch DESTDIR):
 #  - --prefix /usr: both binaries, the units, sysusers/tmpfiles snippets,
-#    /etc/mtld/mtld.conf, the man pages, the docs (and the bash completion
-#    once the client ships one); the installed binary runs;
+#    /etc/mtld/mtld.conf, the man pages, the bash completion, the docs, and
+#    nothing else; the installed binary runs;
 #  - the sysusers snippet creates the mtld user and the tmpfiles snippet its
 #    directory, in the scratch root (systemd-sysusers/-tmpfiles --root);
 #  - --prefix /usr/local: the unit names /usr/local/bin/mtld and
@@ -23,13 +23,12 @@ expect=(
   usr/lib/sysusers.d/mtld.conf usr/lib/tmpfiles.d/mtld.conf
   etc/mtld/mtld.conf
   usr/share/man/man8/mtld.8.gz usr/share/man/man1/mtlctl.1.gz
+  usr/share/bash-completion/completions/mtlctl
   usr/share/doc/mtld/README.md usr/share/doc/mtld/guide.md usr/share/doc/mtld/api.md
   usr/share/doc/mtld/operations.md usr/share/doc/mtld/architecture.md
-  usr/share/doc/mtld/openapi.yaml usr/share/doc/mtld/examples/so-multitask.json
+  usr/share/doc/mtld/openapi.yaml
 )
-for c in mtlctl.bash completion/mtlctl.bash mtlctl-completion.bash mtlctl.bash-completion; do
-  if [ -f "$SRC/client/$c" ]; then expect+=(usr/share/bash-completion/completions/mtlctl); break; fi
-done
+for f in "$SRC"/examples/*; do expect+=("usr/share/doc/mtld/examples/$(basename "$f")"); done
 for f in "${expect[@]}"; do
   [ -f "$r/$f" ] || { echo "FAIL: not installed: /$f"; fail=1; }
 done
