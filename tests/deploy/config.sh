@@ -11,6 +11,7 @@
 #  - mtld starts with the file as it is, and with every commented line of a
 #    non-empty default uncommented (flags only move the data dir and port).
 set -euo pipefail
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (status $?)"' ERR
 MTLD=$1
 SRC=$2
 CONF=$SRC/systemd/mtld.conf

@@ -12,6 +12,7 @@
 #    the installed mtld runs; removal keeps the data and the config.
 # Exit 77 (skipped) without dpkg-deb or cpack.
 set -euo pipefail
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (status $?)"' ERR
 BUILD=$1
 for t in dpkg-deb dpkg cpack; do command -v $t >/dev/null || { echo "skip: no $t"; exit 77; }; done
 tmp=$(mktemp -d)

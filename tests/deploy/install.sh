@@ -9,6 +9,7 @@
 #  - --prefix /usr/local: the unit names /usr/local/bin/mtld and
 #    /usr/local/etc/mtld/mtld.conf, where the config went.
 set -euo pipefail
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (status $?)"' ERR
 BUILD=$1
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 root=$(mktemp -d)

@@ -15,6 +15,7 @@
 #    the places the unit leaves writable (ProtectSystem=strict).
 # Exit 77 (skipped) without strace or systemd-analyze.
 set -euo pipefail
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (status $?)"' ERR
 MTLD=$1
 SRC=$2
 UNIT=$SRC/systemd/mtld.service
@@ -113,7 +114,7 @@ req -X POST "$U/v1/jobs" -H 'Content-Type: application/json' \
        "epochs":2,"checkpoint_every":20}' >/dev/null
 state=
 for _ in $(seq 1200); do
-  state=$(curl -s "$U/v1/jobs/1" | grep -o '"state": *"[a-z]*"' | head -1 | grep -o '[a-z]*"$' | tr -d '"')
+  state=$(curl -s "$U/v1/jobs/1" | grep -o '"state": *"[a-z]*"' | head -1 | grep -o '[a-z]*"$' | tr -d '"' || true)
   case "$state" in succeeded | failed | cancelled) break ;; esac
   sleep 0.1
 done

@@ -10,6 +10,7 @@
 #    the sandbox fails here and has to say so by updating RECORDED.
 # Exit 77 (skipped) without systemd-analyze.
 set -euo pipefail
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (status $?)"' ERR
 BUILD=$1
 RECORDED=0.9
 command -v systemd-analyze >/dev/null || { echo "skip: no systemd-analyze"; exit 77; }
