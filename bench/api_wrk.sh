@@ -85,3 +85,13 @@ stop_last
 sleep 10
 s2=$(curl -s "$U/v1/jobs/2" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 echo "job 2 training steps in 10 s: $((s1b - s0)) under the two mtld runs (20 s), $((s2 - s1)) under bare_mhd + idle"
+
+# Event-stream watchers must not slow training (issue 6): job 2's steps in
+# 10 s with no watcher, then with 16 streams open on it (the default
+# --sse-watchers), each a curl reading every event.
+step_of() { curl -s "$U/v1/jobs/$1" | sed -n 's/.*"step":\([0-9]*\).*/\1/p'; }
+a0=$(step_of 2); sleep 10; a1=$(step_of 2)
+for _ in $(seq 16); do curl -sN "$U/v1/jobs/2/events" >/dev/null & pids+=($!); done
+sleep 1
+b0=$(step_of 2); sleep 10; b1=$(step_of 2)
+echo "job 2 training steps in 10 s: $((a1 - a0)) with no event stream, $((b1 - b0)) with 16 streams open"
