@@ -210,6 +210,28 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                     NULL,
                                     "the body must be JSON (Content-Type: application/json)");
     }
+    /* A body announced larger than its limit is refused before it is sent. */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && r->route->body != BODY_NONE) {
+        char *end = NULL;
+        unsigned long long n = strtoull(cl, &end, 10);
+        size_t limit = r->route->body == BODY_CSV      ? a->cfg.max_upload
+                       : r->route->body == BODY_BINARY ? a->cfg.max_import
+                                                       : a->cfg.max_json_body;
+        const char *what = r->route->body == BODY_CSV      ? "upload"
+                           : r->route->body == BODY_BINARY ? "file"
+                                                           : "JSON body";
+        const char *key = r->route->body == BODY_CSV      ? "max_upload"
+                          : r->route->body == BODY_BINARY ? "max_import"
+                                                          : "max_json_body";
+        if (end != cl && n > limit) {
+            r->close_after = 1;
+            return api__reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", NULL,
+                                    "the %s is larger than the limit of %zu bytes (%s)", what,
+                                    limit, key);
+        }
+    }
     if (r->route->body == BODY_CSV) {
         /* Query options, Content-Encoding, the dataset's name: all known now,
          * so a bad one is answered before a byte of the upload is read. */
