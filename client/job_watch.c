@@ -1,7 +1,8 @@
 /*
  * client/job_watch.c — `mtlctl job watch ID` (and `job submit --watch`):
- * follow the job's Server-Sent Events stream, GET /v1/jobs/{id}/events,
- * until its final state, then fetch the job once for its results.
+ * fetch the job; unless it has ended, follow its Server-Sent Events stream,
+ * GET /v1/jobs/{id}/events, until its final state, then fetch the job
+ * again for its results.
  *
  * Events update the view (watch_view.h): `state`, `progress` and `metric`,
  * from the oldest the server still holds (Last-Event-ID: 0), so metrics
@@ -208,20 +209,31 @@ int cli_job_watch(cli_ctx *ctx, const char *id)
     if (ctx->bars && sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
         catching = sigaction(SIGINT, &sa, NULL) == 0;
 
-    rc = follow(ctx, id, &w);
-    cli_watch_view_clear(w.view);
-    line_open = 0;
-    if (rc == CLI_EXIT_OK) {
-        cli_resp r;
-        rc = cli_http_id(ctx, "GET", "jobs", id, NULL, NULL, &r);
-        if (rc == CLI_EXIT_OK && !json_is_object(r.json)) {
-            cli_err("the server sent no job object for job %s", cid);
-            rc = CLI_EXIT_SERVER;
-        } else if (rc == CLI_EXIT_OK) {
-            rc = finish(ctx, cid, &r, w.view);
-        }
-        cli_resp_free(&r);
+    /* The job first: a clear 404, no stream for a job that has ended, and
+     * where progress stands before the stream replays its history. */
+    cli_resp r;
+    rc = cli_http_id(ctx, "GET", "jobs", id, NULL, NULL, &r);
+    if (rc == CLI_EXIT_OK && !json_is_object(r.json)) {
+        cli_err("the server sent no job object for job %s", cid);
+        rc = CLI_EXIT_SERVER;
     }
+    if (rc == CLI_EXIT_OK && !cli_job_state_final(cli_job_state(r.json))) {
+        cli_watch_view_start(w.view, r.json);
+        cli_resp_free(&r);
+        rc = follow(ctx, id, &w);
+        cli_watch_view_clear(w.view);
+        line_open = 0;
+        if (rc == CLI_EXIT_OK) {
+            rc = cli_http_id(ctx, "GET", "jobs", id, NULL, NULL, &r);
+            if (rc == CLI_EXIT_OK && !json_is_object(r.json)) {
+                cli_err("the server sent no job object for job %s", cid);
+                rc = CLI_EXIT_SERVER;
+            }
+        }
+    }
+    if (rc == CLI_EXIT_OK)
+        rc = finish(ctx, cid, &r, w.view);
+    cli_resp_free(&r);
     if (catching)
         sigaction(SIGINT, &old, NULL);
     cli_sse_free(&w.sse);

@@ -107,6 +107,12 @@ void cli_watch_view_progress(cli_watch_view *v, const json_t *d)
     v->eta = json_is_number(eta) ? json_number_value(eta) : -1;
 }
 
+void cli_watch_view_start(cli_watch_view *v, const json_t *job)
+{
+    cli_watch_view_progress(v, job);
+    v->last_decile = (int)(v->progress * 10.0);
+}
+
 void cli_watch_view_metric(cli_watch_view *v, const json_t *d)
 {
     char task[NAME_LEN], split[NAME_LEN], name[NAME_LEN];

@@ -22,6 +22,10 @@ typedef struct cli_watch_view cli_watch_view;
 cli_watch_view *cli_watch_view_new(const cli_ctx *ctx, const char *id);
 void cli_watch_view_free(cli_watch_view *v);
 
+/* The job as GET /v1/jobs/{id} gave it before watching: its state and
+ * progress, from which on plain lines report (history replayed from the
+ * event stream then adds metrics but no stale progress lines). */
+void cli_watch_view_start(cli_watch_view *v, const json_t *job);
 /* Updates from the event stream's data objects (borrowed). */
 void cli_watch_view_state(cli_watch_view *v, const json_t *data);
 void cli_watch_view_progress(cli_watch_view *v, const json_t *data);

@@ -26,7 +26,7 @@ static char DIR_[256];
 static void setup(void)
 {
     h_tmpdir(DIR_, sizeof DIR_);
-    h_start(&P, DIR_, NULL);
+    h_start(&P, DIR_, (const char *const[]){"--workers", "1", NULL});
 }
 
 static void teardown(void)
@@ -120,14 +120,20 @@ START_TEST(watch_and_checkpoint_bars_only_on_a_terminal)
                             "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
                             "\"kind\":\"classification\"}",
                             201));
+    /* One worker: job 2 waits behind job 1, so it is surely not over when
+     * watching starts (a job that has ended is shown without a stream). */
+    json_decref(h_post_json(&P, "/v1/jobs",
+                            "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
+                            "\"model\":{\"trunk\":[64]},\"epochs\":20,\"seed\":3}",
+                            202));
     const char *spec = "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
                        "\"model\":{\"trunk\":[16]},\"epochs\":3,\"seed\":3}";
     for (int k = 0; k < 3; k++)
         json_decref(h_post_json(&P, "/v1/jobs", spec, 202));
 
-    c_result r = pty(NULL, ARGS("job", "watch", "1"));
+    c_result r = pty(NULL, ARGS("job", "watch", "2"));
     expect_rc(&r, 0, "watch on a terminal");
-    ck_assert_msg(strstr(r.out, "\rjob 1 ") != NULL, "no live line: %s", r.out);
+    ck_assert_msg(strstr(r.out, "\rjob 2 ") != NULL, "no live line: %s", r.out);
     ck_assert_msg(strstr(r.out, "\033[K") != NULL, "no redraw: %s", r.out);
     ck_assert_msg(strstr(r.out, "[#") != NULL, "no bar: %s", r.out);
     ck_assert_msg(strstr(r.out, "TASK") && strstr(r.out, "SPLIT") && strstr(r.out, "STEP"),
@@ -135,14 +141,14 @@ START_TEST(watch_and_checkpoint_bars_only_on_a_terminal)
     ck_assert_msg(strstr(r.out, "succeeded"), "no final state: %s", r.out);
     c_result_free(&r);
 
-    r = pty(ARGS("NO_COLOR=1"), ARGS("job", "watch", "2"));
+    r = pty(ARGS("NO_COLOR=1"), ARGS("job", "watch", "3"));
     expect_rc(&r, 0, "watch with NO_COLOR");
     expect_plain(&r, "watch NO_COLOR");
-    ck_assert_ptr_nonnull(strstr(r.out, "job 2 "));
+    ck_assert_ptr_nonnull(strstr(r.out, "job 3 "));
     ck_assert_ptr_nonnull(strstr(r.out, "succeeded"));
     c_result_free(&r);
 
-    r = plain(ARGS("job", "watch", "3"));
+    r = plain(ARGS("job", "watch", "4"));
     expect_rc(&r, 0, "watch to a file");
     ck_assert(!c_has_byte(r.out, r.out_len, '\r') && !c_has_byte(r.out, r.out_len, '\033'));
     ck_assert_ptr_nonnull(strstr(r.out, "succeeded"));
