@@ -1,23 +1,92 @@
 /* tests/integration/harness.c — see harness.h. */
 #include <check.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
 
+/* What this test process made: its temporary directories and the daemons
+ * it started and has not stopped. At exit (a test's forked process ends,
+ * passed or failed) a daemon still running is killed, so none outlives its
+ * test; the directories are removed when every daemon had been stopped by
+ * the test itself (a test that failed midway keeps its directory, and its
+ * mtld.log, to be read), or kept whenever MTLD_TEST_KEEP is set. */
+#define MAX_TRACKED 32
+static char tracked_dirs[MAX_TRACKED][256];
+static int n_dirs;
+static pid_t tracked_pids[MAX_TRACKED];
+
+/* rm -r, best effort; never follows a symbolic link. */
+static void rm_tree(const char *path, int depth)
+{
+    struct stat st;
+    if (depth > 8 || lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            rm_tree(sub, depth + 1);
+        }
+        if (d)
+            closedir(d);
+    }
+    remove(path);
+}
+
+static void cleanup_at_exit(void)
+{
+    int stray = 0;
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked_pids[i] > 0) {
+            kill(tracked_pids[i], SIGKILL);
+            waitpid(tracked_pids[i], NULL, 0);
+            tracked_pids[i] = 0;
+            stray = 1;
+        }
+    const char *keep = getenv("MTLD_TEST_KEEP");
+    if (stray || (keep && keep[0]))
+        return;
+    for (int i = 0; i < n_dirs; i++)
+        rm_tree(tracked_dirs[i], 0);
+    n_dirs = 0;
+}
+
+static void track_pid(pid_t pid, int add)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (add ? tracked_pids[i] == 0 : tracked_pids[i] == pid) {
+            tracked_pids[i] = add ? pid : 0;
+            return;
+        }
+}
+
 void h_tmpdir(char *out, size_t n)
 {
+    static int registered;
     const char *base = getenv("TMPDIR");
     snprintf(out, n, "%s/mtld-test-XXXXXX", base && base[0] ? base : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(out));
+    if (!registered) {
+        atexit(cleanup_at_exit);
+        registered = 1;
+    }
+    if (n_dirs < MAX_TRACKED)
+        snprintf(tracked_dirs[n_dirs++], sizeof tracked_dirs[0], "%s", out);
 }
 
 void h_sleep_ms(long ms)
@@ -59,6 +128,8 @@ void h_start_rlimit(mtld_proc *p, const char *dir, const char *const *extra,
     snprintf(logpath, sizeof logpath, "%s/mtld.log", dir);
     p->pid = fork();
     ck_assert_int_ge(p->pid, 0);
+    if (p->pid > 0)
+        track_pid(p->pid, 1);
     if (p->pid == 0) {
         FILE *log = freopen(logpath, "a", stderr);
         (void)log;
@@ -100,6 +171,7 @@ int h_stop(mtld_proc *p, int sig)
     kill(p->pid, sig);
     for (double end = h_now() + 60; h_now() < end;) {
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            track_pid(p->pid, 0);
             p->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -107,6 +179,7 @@ int h_stop(mtld_proc *p, int sig)
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &st, 0);
+    track_pid(p->pid, 0);
     p->pid = 0;
     ck_abort_msg("mtld did not exit within 60 s of signal %d", sig);
     return -1;
