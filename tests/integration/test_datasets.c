@@ -286,6 +286,7 @@ START_TEST(limits_are_named)
 }
 END_TEST
 
+#ifndef MTLD_TEST_SANITIZE
 /* The daemon's peak resident set (VmHWM), in KiB. */
 static long peak_kib(const mtld_proc *p)
 {
@@ -300,6 +301,7 @@ static long peak_kib(const mtld_proc *p)
     free(t);
     return kib;
 }
+#endif
 
 START_TEST(memory_bounded_whatever_the_size)
 {
