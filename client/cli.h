@@ -51,6 +51,7 @@ int cli_cmd_dataset_upload(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_dataset_list(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_dataset_show(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_dataset_rm(cli_ctx *ctx, const cli_args *args);
+int cli_cmd_dataset_rows(cli_ctx *ctx, const cli_args *args);
 
 int cli_cmd_task_create(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_task_list(cli_ctx *ctx, const cli_args *args);
@@ -68,10 +69,15 @@ int cli_cmd_job_checkpoint(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_job_checkpoints(cli_ctx *ctx, const cli_args *args);
 
 int cli_cmd_predict(cli_ctx *ctx, const cli_args *args);
+int cli_cmd_checkpoint_import(cli_ctx *ctx, const cli_args *args);
+int cli_cmd_checkpoint_list(cli_ctx *ctx, const cli_args *args);
+int cli_cmd_server_metrics(cli_ctx *ctx, const cli_args *args);
 int cli_cmd_adapt(cli_ctx *ctx, const cli_args *args);
 
 /* Option tables of the commands that take options (NULL-name terminated). */
 extern const cli_opt cli_dataset_upload_opts[];
+extern const cli_opt cli_dataset_rows_opts[];
+extern const cli_opt cli_checkpoint_import_opts[];
 extern const cli_opt cli_task_create_opts[];
 extern const cli_opt cli_job_submit_opts[];
 extern const cli_opt cli_job_list_opts[];

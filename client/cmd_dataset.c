@@ -1,12 +1,15 @@
 /*
- * client/cmd_dataset.c — `mtlctl dataset upload|list|show|rm`.
+ * client/cmd_dataset.c — `mtlctl dataset upload|list|show|rows|rm`.
  *
  * upload streams the CSV from disk: the file is handed to the HTTP layer as
  * a FILE* with its size, so a file of any size costs a few kilobytes of
- * memory here. A pipe or stdin ('-') has no size and goes chunked. On a
- * terminal a bar shows bytes sent, rate and ETA (progress.h).
+ * memory here. A pipe or stdin ('-') has no size and goes chunked. A file
+ * named *.gz is sent compressed, as it is, with Content-Encoding: gzip (the
+ * server inflates it as it parses). On a terminal a bar shows bytes sent,
+ * rate and ETA (progress.h).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -23,13 +26,30 @@ const cli_opt cli_dataset_upload_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
-/* "data/so.csv" → "so" into dst; "" if nothing is left. */
+const cli_opt cli_dataset_rows_opts[] = {
+    {"offset", 0, "N", "first row, counting from 0 (default 0)"},
+    {"limit", 0, "N", "rows to show, 1-1000 (default 20)"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* 1 if path ends in ".gz": sent as it is, with Content-Encoding: gzip. */
+static int is_gzip(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+/* "data/so.csv" (or "so.csv.gz") → "so" into dst; "" if nothing is left. */
 static void default_name(char *dst, size_t n, const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    size_t len = (dot && dot != base) ? (size_t)(dot - base) : strlen(base);
+    size_t blen = strlen(base) - (is_gzip(base) ? 3 : 0);
+    const char *dot = NULL;
+    for (size_t k = blen; k > 1 && !dot; k--)
+        if (base[k - 1] == '.')
+            dot = base + k - 1;
+    size_t len = (dot && dot != base) ? (size_t)(dot - base) : blen;
     if (len >= n)
         len = n - 1;
     memcpy(dst, base, len);
@@ -202,6 +222,9 @@ int cli_cmd_dataset_upload(cli_ctx *ctx, const cli_args *args)
                    .want_json = 1,
                    .on_progress = upload_progress,
                    .progress_ud = &bar};
+    const char *gz_hdrs[] = {"Content-Encoding: gzip", NULL};
+    if (is_gzip(path))
+        req.headers = gz_hdrs;
     char label[80];
     snprintf(label, sizeof label, "upload %.64s", name);
     cli_progress_start(&bar, ctx, label, size);
@@ -296,6 +319,83 @@ int cli_cmd_dataset_show(cli_ctx *ctx, const cli_args *args)
         }
     }
     cli_resp_free(&r);
+    return rc;
+}
+
+/* A cell of a preview row: numbers as short as they are exact. */
+static void row_cell(cli_table *t, size_t col, const json_t *v)
+{
+    char buf[64];
+    if (json_is_real(v)) {
+        snprintf(buf, sizeof buf, "%.10g", json_real_value(v));
+        cli_table_cell(t, col, buf);
+    } else {
+        cli_table_cell_json(t, col, v);
+    }
+}
+
+int cli_cmd_dataset_rows(cli_ctx *ctx, const cli_args *args)
+{
+    const char *offset = cli_args_get(args, "offset"), *limit = cli_args_get(args, "limit");
+    cli_buf q = {0};
+    cli_resp r = {0}, d = {0};
+    long long n;
+    int rc = CLI_EXIT_USAGE;
+
+    if ((offset && cli_parse_count(offset, &n)) || (limit && cli_parse_count(limit, &n))) {
+        cli_err("dataset rows: --offset and --limit need whole numbers >= 0");
+        return CLI_EXIT_USAGE;
+    }
+    if ((offset && cli_query_add(ctx, &q, "offset", offset)) ||
+        (limit && cli_query_add(ctx, &q, "limit", limit))) {
+        cli_err("out of memory");
+        goto out;
+    }
+    rc = cli_http_id(ctx, "GET", "datasets", args->pos[0], "/rows", q.data, &r);
+    if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
+        goto out;
+    /* the column names come with the dataset */
+    rc = cli_http_id(ctx, "GET", "datasets", args->pos[0], NULL, NULL, &d);
+    if (rc != CLI_EXIT_OK)
+        goto out;
+    const json_t *cols = json_object_get(d.json, "columns"), *row, *c;
+    size_t ncols = json_array_size(cols), i, k;
+    if (ncols == 0 || ncols > 4096) {
+        cli_err("the server described dataset %s without columns", args->pos[0]);
+        rc = CLI_EXIT_SERVER;
+        goto out;
+    }
+    const char **heads = calloc(ncols, sizeof *heads);
+    if (!heads) {
+        cli_err("out of memory");
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    json_array_foreach(cols, k, c) heads[k] = json_string_value(json_object_get(c, "name"));
+    cli_table *t = cli_table_new(ncols, heads);
+    free(heads);
+    json_array_foreach(cols, k, c) if (json_is_string(json_object_get(c, "type")) &&
+                                       strcmp(json_string_value(json_object_get(c, "type")),
+                                              "number") == 0) cli_table_right(t, k);
+    json_array_foreach(json_object_get(r.json, "rows"), i, row)
+    {
+        cli_table_row(t);
+        for (k = 0; k < ncols; k++)
+            row_cell(t, k, json_array_get(row, k));
+    }
+    rc = cli_table_print(ctx, t);
+    cli_table_free(t);
+    json_int_t total = json_integer_value(json_object_get(r.json, "total"));
+    json_int_t first = json_integer_value(json_object_get(r.json, "offset"));
+    size_t shown = json_array_size(json_object_get(r.json, "rows"));
+    if (rc == CLI_EXIT_OK && !ctx->quiet && total > (json_int_t)shown)
+        printf("(rows %" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               ")\n",
+               first, first + (json_int_t)shown - (shown ? 1 : 0), total);
+out:
+    cli_buf_free(&q);
+    cli_resp_free(&r);
+    cli_resp_free(&d);
     return rc;
 }
 

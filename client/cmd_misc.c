@@ -1,5 +1,5 @@
 /*
- * client/cmd_misc.c — `mtlctl health`, and what the dataset, task and job
+ * client/cmd_misc.c — `mtlctl health` and `mtlctl metrics`, and what the dataset, task and job
  * commands share: deleting a resource. (`version` lives with the global
  * --version in main.c.)
  */
@@ -26,6 +26,19 @@ int cli_cmd_health(cli_ctx *ctx, const cli_args *args)
                    cli_color_off(ctx, c), version, ctx->url);
         }
     }
+    cli_resp_free(&r);
+    return rc;
+}
+
+/* GET /metrics: Prometheus text, printed as received (every mode). */
+int cli_cmd_server_metrics(cli_ctx *ctx, const cli_args *args)
+{
+    cli_req req = {.path = "/metrics", .accept = "text/plain"};
+    cli_resp r;
+    (void)args;
+    int rc = cli_http(ctx, &req, &r);
+    if (rc == CLI_EXIT_OK)
+        cli_out_raw(&r.body);
     cli_resp_free(&r);
     return rc;
 }

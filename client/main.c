@@ -40,6 +40,8 @@ static const command commands[] = {
     {"dataset", "list", "", 0, 0, NULL, "list datasets", cli_cmd_dataset_list},
     {"dataset", "show", "ID", 1, 1, NULL, "describe a dataset and its columns",
      cli_cmd_dataset_show},
+    {"dataset", "rows", "ID [--offset N] [--limit N]", 1, 1, cli_dataset_rows_opts,
+     "preview a dataset's rows as a table", cli_cmd_dataset_rows},
     {"dataset", "rm", "ID", 1, 1, NULL, "delete a dataset", cli_cmd_dataset_rm},
     {"task", "create",
      "--name N (--dataset D --target COL [--kind K] [--features a,b | --exclude a,b]"
@@ -64,6 +66,11 @@ static const command commands[] = {
      "download the latest checkpoint (safetensors) atomically to FILE", cli_cmd_job_checkpoint},
     {NULL, "predict", "JOB FILE.csv [--task T] [--checkpoint C]", 2, 2, cli_predict_opts,
      "predict the rows of a CSV file with a trained job; prints CSV", cli_cmd_predict},
+    {"checkpoint", "import", "FILE [--name N]", 1, 1, cli_checkpoint_import_opts,
+     "import a model trained elsewhere for jobs to start from", cli_cmd_checkpoint_import},
+    {"checkpoint", "list", "", 0, 0, NULL, "list imported checkpoints", cli_cmd_checkpoint_list},
+    {NULL, "metrics", "", 0, 0, NULL, "print the daemon's Prometheus metrics as received",
+     cli_cmd_server_metrics},
     {NULL, "adapt", "JOB --support FILE.csv --query FILE.csv [--label COL] [--steps N]", 1, 1,
      cli_adapt_opts, "adapt a meta-learned model to a labelled support set; predict the query",
      cli_cmd_adapt},
@@ -71,9 +78,10 @@ static const command commands[] = {
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static const cli_group groups[] = {
-    {"dataset", "CSV datasets: upload, list, show, rm"},
+    {"dataset", "CSV datasets: upload, list, show, rows, rm"},
     {"task", "tasks on dataset columns or generators: create, list, show, rm"},
     {"job", "training jobs: submit, list, show, watch, cancel, rm, metrics, checkpoint(s)"},
+    {"checkpoint", "models imported from elsewhere: import, list"},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 

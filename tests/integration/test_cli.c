@@ -424,7 +424,8 @@ START_TEST(every_command_against_a_real_daemon)
     c_result_free(&r);
     r = RUN("predict", "1", "--task", "nope", csv);
     expect_rc(&r, 1, "predict an unknown task");
-    ck_assert_ptr_nonnull(strstr(r.err, "nope"));
+    ck_assert_msg(strstr(r.err, "nope") && strstr(r.err, "(field: task)"),
+                  "the server's message and field: %s", r.err);
     c_result_free(&r);
 
     /* removal, and what the server refuses */
@@ -608,6 +609,75 @@ START_TEST(server_error_is_exit_4)
 }
 END_TEST
 
+/* The rest of the API: a dataset's rows, a gzip-compressed upload, an
+ * imported model (a safetensors file written here: one trunk layer 3 -> 2),
+ * the daemon's Prometheus metrics. */
+START_TEST(rows_gzip_import_and_server_metrics)
+{
+    char gz[320], cmd[800];
+    snprintf(gz, sizeof gz, "%s/so.csv.gz", DIR_);
+    snprintf(cmd, sizeof cmd, "gzip -c '%s' > '%s'", h_src("data/stackoverflow/stackoverflow.csv"),
+             gz);
+    ck_assert_int_eq(system(cmd), 0);
+    c_result r = RUN("dataset", "upload", gz);
+    expect_rc(&r, 0, "gzip upload");
+    ck_assert_msg(strstr(r.out, "dataset 1 so: 5594 rows, 25 columns") != NULL, "%s", r.out);
+    c_result_free(&r);
+
+    r = RUN("dataset", "rows", "so", "--offset", "1", "--limit", "2");
+    expect_rc(&r, 0, "dataset rows");
+    ck_assert_msg(strncmp(r.out, "years_coded_job", 15) == 0, "no header: %s", r.out);
+    int lines = 0;
+    for (size_t i = 0; i < r.out_len; i++)
+        lines += r.out[i] == '\n';
+    ck_assert_int_eq(lines, 4); /* header, 2 rows, "(rows 1-2 of 5594)" */
+    ck_assert_ptr_nonnull(strstr(r.out, "(rows 1-2 of 5594)"));
+    c_result_free(&r);
+    expect_json_is_body("/v1/datasets/1/rows?offset=1&limit=2",
+                        (const char *const[]){"dataset", "rows", "1", "--offset", "1", "--limit",
+                                              "2", NULL});
+
+    /* a model from elsewhere */
+    const char *hdr = "{\"trunk.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],"
+                      "\"data_offsets\":[0,24]},\"trunk.0.bias\":{\"dtype\":\"F32\","
+                      "\"shape\":[2],\"data_offsets\":[24,32]}}";
+    unsigned char len8[8] = {0};
+    size_t hl = strlen(hdr);
+    for (int k = 0; k < 8; k++)
+        len8[k] = (unsigned char)((unsigned long long)hl >> (8 * k));
+    float w[8] = {0.1f, -0.2f, 0.3f, 0.4f, 0.5f, -0.6f, 0.01f, 0.02f};
+    char st[320];
+    snprintf(st, sizeof st, "%s/pre.safetensors", DIR_);
+    FILE *f = fopen(st, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(len8, 1, 8, f);
+    fwrite(hdr, 1, hl, f);
+    fwrite(w, sizeof w[0], 8, f); /* little-endian on every machine we build for */
+    fclose(f);
+    r = RUN("checkpoint", "import", st, "--name", "pre", "-q");
+    expect_rc(&r, 0, "checkpoint import");
+    ck_assert_str_eq(r.out, "1\n");
+    c_result_free(&r);
+    r = RUN("checkpoint", "list");
+    expect_rc(&r, 0, "checkpoint list");
+    ck_assert_ptr_nonnull(strstr(r.out, "pre"));
+    c_result_free(&r);
+    expect_json_is_body("/v1/checkpoints", (const char *const[]){"checkpoint", "list", NULL});
+    r = RUN("checkpoint", "import", st, "--name", "pre");
+    expect_rc(&r, 1, "a name taken");
+    c_result_free(&r);
+    r = RUN("checkpoint", "import", gz);
+    expect_rc(&r, 1, "not a safetensors file");
+    ck_assert_msg(strstr(r.err, "(field: ") != NULL, "no field: %s", r.err);
+    c_result_free(&r);
+
+    r = RUN("metrics");
+    expect_rc(&r, 0, "metrics");
+    ck_assert_ptr_nonnull(strstr(r.out, "mtld_build_info{version=\"" MTLD_VERSION "\"} 1"));
+    c_result_free(&r);
+}
+END_TEST
+
 /* The bash completion script, run by bash, asks the binary for candidates. */
 static char *complete_with_bash(const char *words, int cword)
 {
@@ -667,6 +737,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, watch_exits_with_the_jobs_outcome);
     tcase_add_test(tc, adapt_a_protonet_to_held_out_letters);
     tcase_add_test(tc, bash_completion_from_the_command_table);
+    tcase_add_test(tc, rows_gzip_import_and_server_metrics);
     suite_add_tcase(s, tc);
     return s;
 }
