@@ -309,7 +309,7 @@ static int validate(const unsigned char *b, size_t n, json_t **desc, svc_error *
         }
     }
     json_object_set(*desc, "features", feats ? feats : json_null());
-    json_object_set(*desc, "metadata", meta ? meta : json_object());
+    json_object_set_new(*desc, "metadata", meta ? json_incref(meta) : json_object());
 done:
     if (rc != SVC_OK) {
         json_decref(*desc);

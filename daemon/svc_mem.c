@@ -45,7 +45,13 @@ long svc__rss_peak(void)
 
 json_t *svc__memory_json(long rss_start)
 {
+    /* the kernel updates the high-water mark lazily: never report it below
+     * what was just measured */
+    long end = svc__rss_now(), peak = svc__rss_peak();
+    if (peak < end)
+        peak = end;
+    if (peak < rss_start)
+        peak = rss_start;
     return json_pack("{s:I,s:I,s:I}", "rss_start_bytes", (json_int_t)rss_start,
-                     "rss_end_bytes", (json_int_t)svc__rss_now(), "peak_rss_bytes",
-                     (json_int_t)svc__rss_peak());
+                     "rss_end_bytes", (json_int_t)end, "peak_rss_bytes", (json_int_t)peak);
 }
