@@ -23,6 +23,11 @@ void cli_out_partial_line(int on)
     partial_line = on;
 }
 
+int cli_out_line_open(void)
+{
+    return partial_line;
+}
+
 void cli_err(const char *fmt, ...)
 {
     va_list ap;

@@ -22,6 +22,8 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Tells cli_err that stdout holds an unfinished line (a progress bar), so
  * it ends that line before printing. */
 void cli_out_partial_line(int on);
+/* 1 while that line is still open (cli_err has not ended it). */
+int cli_out_line_open(void);
 
 /* Copies src into dst (size n > 0), replacing control characters with '?'
  * and cutting at a UTF-8 character boundary with "..." if it does not fit. */

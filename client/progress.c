@@ -144,6 +144,10 @@ void cli_progress_end(cli_progress *p)
 {
     if (!p->on || !p->shown)
         return;
+    if (!cli_out_line_open()) { /* an error line already ended the bar's line */
+        p->shown = 0;
+        return;
+    }
     printf("\r%*s\r", (int)p->shown, "");
     fflush(stdout);
     p->shown = 0;

@@ -291,6 +291,10 @@ void cli_watch_view_clear(cli_watch_view *v)
 {
     if (!v->lines_shown)
         return;
+    if (!cli_out_line_open()) { /* an error line came after it: leave both */
+        v->lines_shown = 0;
+        return;
+    }
     if (v->lines_shown > 1)
         printf("\033[%dA", v->lines_shown - 1);
     fputs("\r\033[J", stdout);
