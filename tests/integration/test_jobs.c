@@ -240,6 +240,55 @@ START_TEST(two_jobs_in_parallel_with_eta)
 }
 END_TEST
 
+/* Each job owns its model, RNG and buffers: two jobs of one spec training
+ * at the same time on two workers end exactly like one that ran alone
+ * (results and every metric, to the last bit). */
+START_TEST(parallel_jobs_share_nothing)
+{
+    static const char *spec =
+        "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+        "\"model\":{\"trunk\":[64,32],\"dropout\":0.1},\"epochs\":4,\"seed\":9}";
+    mtld_proc p;
+    const char *one[] = {"--workers", "1", NULL};
+    start(&p, one);
+    long long alone = submit(&p, spec);
+    json_t *ja = h_wait_job(&p, alone, 300);
+    ck_assert_str_eq(state_of(ja), "succeeded");
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    const char *two[] = {"--workers", "2", NULL};
+    h_start(&p, DIR_, two);
+    long long a = submit(&p, spec), b = submit(&p, spec);
+    /* two idle workers take them at once (that two jobs do run together is
+     * two_jobs_in_parallel_with_eta's to show) */
+    json_t *jx = h_wait_job(&p, a, 300), *jy = h_wait_job(&p, b, 300);
+    ck_assert_str_eq(state_of(jx), "succeeded");
+    ck_assert_str_eq(state_of(jy), "succeeded");
+    /* the daemon's memory figures are a measurement, not a result */
+    json_object_del(json_object_get(ja, "results"), "memory");
+    json_object_del(json_object_get(jx, "results"), "memory");
+    json_object_del(json_object_get(jy, "results"), "memory");
+    char *r0 = json_dumps(json_object_get(ja, "results"), JSON_SORT_KEYS);
+    for (int k = 0; k < 2; k++) {
+        json_t *j = k ? jy : jx;
+        char *r = json_dumps(json_object_get(j, "results"), JSON_SORT_KEYS);
+        ck_assert_msg(!strcmp(r, r0), "a parallel run %s\n  differs from the lone run %s", r, r0);
+        free(r);
+        char path[64], p0[64];
+        snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", k ? b : a);
+        snprintf(p0, sizeof p0, "/v1/jobs/%lld/metrics", alone);
+        json_t *m = h_get_json(&p, path, 200), *m0 = h_get_json(&p, p0, 200);
+        ck_assert_msg(json_equal(m, m0), "the metrics of a parallel run differ");
+        json_decref(m);
+        json_decref(m0);
+    }
+    free(r0);
+    json_decref(ja);
+    json_decref(jx);
+    json_decref(jy);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+}
+END_TEST
+
 START_TEST(delete_removes_files_409_while_running)
 {
     mtld_proc p;
@@ -560,6 +609,7 @@ Suite *jobs_suite(void)
     tcase_add_test(tc, priority_then_age);
     tcase_add_test(tc, queue_bound_and_cancel_queued);
     tcase_add_test(tc, two_jobs_in_parallel_with_eta);
+    tcase_add_test(tc, parallel_jobs_share_nothing);
     tcase_add_test(tc, delete_removes_files_409_while_running);
     tcase_add_test(tc, divergence_and_model_too_large_fail_the_job_only);
     tcase_add_test(tc, out_of_memory_fails_the_job_only);

@@ -313,6 +313,16 @@ START_TEST(config_file_below_flags)
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
     ck_assert_msg(file_has(log, "event=listening") && file_has(log, "workers=2 "),
                   "flags did not win over the config file");
+    /* --workers 0 (the table's default) means one worker per core */
+    char dir2[256], log2[300], want[64];
+    h_tmpdir(dir2, sizeof dir2);
+    snprintf(log2, sizeof log2, "%s/mtld.log", dir2);
+    const char *cores[] = {"--workers", "0", NULL};
+    h_start(&p, dir2, cores);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    snprintf(want, sizeof want, "workers=%ld ", sysconf(_SC_NPROCESSORS_ONLN));
+    ck_assert_msg(file_has(log2, want), "--workers 0 did not start one worker per core (%s)",
+                  want);
     /* a bad line is named, and mtld refuses to start */
     f = fopen(conf, "w");
     ck_assert_ptr_nonnull(f);
