@@ -152,6 +152,51 @@ START_TEST(job_spec_errors_name_the_key_path)
 }
 END_TEST
 
+/* The out-of-range values issue 6 names, each a 422 naming its key path:
+ * epochs, lr, batch, layer sizes, ways/shots, the task count. Nothing is
+ * created. */
+START_TEST(out_of_range_values_name_their_key)
+{
+    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
+                            "\"kind\":\"classification\"}",
+                            201));
+    char many[600];
+    size_t ml = (size_t)snprintf(many, sizeof many, "{\"algorithm\":\"multitask\",\"tasks\":[");
+    for (int i = 0; i < 17; i++)
+        ml += (size_t)snprintf(many + ml, sizeof many - ml, "%s\"remote\"", i ? "," : "");
+    snprintf(many + ml, sizeof many - ml, "]}");
+    static const struct {
+        const char *spec, *field;
+    } cases[] = {
+        {"{\"algorithm\":\"multitask\",\"tasks\":[\"remote\"],\"epochs\":0}", "epochs"},
+        {"{\"algorithm\":\"multitask\",\"tasks\":[\"remote\"],\"epochs\":100001}", "epochs"},
+        {"{\"algorithm\":\"multitask\",\"tasks\":[\"remote\"],\"optimizer\":{\"lr\":1e9}}",
+         "optimizer.lr"},
+        {"{\"algorithm\":\"multitask\",\"tasks\":[\"remote\"],\"batch_size\":-5}", "batch_size"},
+        {"{\"algorithm\":\"multitask\",\"tasks\":[\"remote\"],\"model\":{\"trunk\":[8,100000]}}",
+         "model.trunk[1]"},
+        {"{\"algorithm\":\"protonet\",\"tasks\":[\"remote\"],\"episodes\":{\"ways\":1}}",
+         "episodes.ways"},
+        {"{\"algorithm\":\"protonet\",\"tasks\":[\"remote\"],\"episodes\":{\"ways\":2,"
+         "\"shots\":0}}",
+         "episodes.shots"},
+        {"{\"algorithm\":\"multitask\",\"tasks\":[]}", "tasks"},
+        {NULL, "tasks"}, /* 17 tasks */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *spec = cases[i].spec ? cases[i].spec : many;
+        h_resp r = h_req(&P, "POST", "/v1/jobs", "application/json", spec, strlen(spec));
+        h_expect_error(&r, 422, "invalid", cases[i].field, cases[i].field);
+        h_resp_free(&r);
+    }
+    json_t *l = h_get_json(&P, "/v1/jobs", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
 START_TEST(routes_methods_and_ids)
 {
     expect(h_req(&P, "GET", "/v1/nothing", NULL, NULL, 0), 404, "not_found", NULL, NULL);
@@ -213,6 +258,7 @@ Suite *bad_input_suite(void)
     tcase_add_test(tc, task_errors_name_the_key);
     tcase_add_test(tc, job_spec_errors_name_the_key_path);
     tcase_add_test(tc, routes_methods_and_ids);
+    tcase_add_test(tc, out_of_range_values_name_their_key);
     tcase_add_test(tc, oversized_json_body_is_refused);
     tcase_add_test(tc, nul_and_invalid_utf8_in_urls);
     suite_add_tcase(s, tc);
