@@ -12,6 +12,7 @@
 #define CLI_H
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "client/args.h"
 
@@ -85,6 +86,16 @@ extern const cli_opt cli_job_metrics_opts[];
 extern const cli_opt cli_job_checkpoint_opts[];
 extern const cli_opt cli_predict_opts[];
 extern const cli_opt cli_adapt_opts[];
+
+/* The --limit/--offset options of every list (cmd_misc.c). */
+extern const cli_opt cli_list_opts[];
+struct cli_resp;
+/* GET path?limit=&offset=(&key=val when val) for a list command whose
+ * table has --limit and --offset. Returns an exit code; r is always set. */
+int cli_list_get(cli_ctx *ctx, const cli_args *args, const char *path, const char *key,
+                 const char *val, struct cli_resp *r);
+/* "(101-200 of 250; more with --offset 200)" when the list is a page. */
+void cli_list_footer(const cli_ctx *ctx, const json_t *reply, const json_t *list);
 
 /* DELETE /v1/<collection>/<id>; prints "deleted <noun> <id>" (cmd_misc.c). */
 int cli_delete(cli_ctx *ctx, const char *collection, const char *noun, const char *id);

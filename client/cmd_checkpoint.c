@@ -89,9 +89,7 @@ int cli_cmd_checkpoint_list(cli_ctx *ctx, const cli_args *args)
     cli_resp r;
     size_t i;
     const json_t *c;
-    (void)args;
-
-    int rc = cli_http_json(ctx, "GET", "/v1/checkpoints", NULL, NULL, &r);
+    int rc = cli_list_get(ctx, args, "/v1/checkpoints", NULL, NULL, &r);
     if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
         goto out;
     const json_t *list = json_object_get(r.json, "checkpoints");
@@ -123,6 +121,8 @@ int cli_cmd_checkpoint_list(cli_ctx *ctx, const cli_args *args)
     }
     rc = cli_table_print(ctx, t);
     cli_table_free(t);
+    if (rc == CLI_EXIT_OK)
+        cli_list_footer(ctx, r.json, list);
 out:
     cli_resp_free(&r);
     return rc;

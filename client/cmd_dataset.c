@@ -265,9 +265,7 @@ int cli_cmd_dataset_list(cli_ctx *ctx, const cli_args *args)
     cli_resp r;
     size_t i;
     const json_t *ds;
-    (void)args;
-
-    int rc = cli_http_json(ctx, "GET", "/v1/datasets", NULL, NULL, &r);
+    int rc = cli_list_get(ctx, args, "/v1/datasets", NULL, NULL, &r);
     if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
         goto out;
     const json_t *list = json_object_get(r.json, "datasets");
@@ -298,9 +296,8 @@ int cli_cmd_dataset_list(cli_ctx *ctx, const cli_args *args)
     }
     rc = cli_table_print(ctx, t);
     cli_table_free(t);
-    json_int_t total = json_integer_value(json_object_get(r.json, "total"));
-    if (rc == CLI_EXIT_OK && total > (json_int_t)json_array_size(list))
-        printf("(%zu of %" JSON_INTEGER_FORMAT " shown)\n", json_array_size(list), total);
+    if (rc == CLI_EXIT_OK)
+        cli_list_footer(ctx, r.json, list);
 out:
     cli_resp_free(&r);
     return rc;

@@ -29,6 +29,8 @@ const cli_opt cli_job_submit_opts[] = {
 };
 const cli_opt cli_job_list_opts[] = {
     {"state", 0, "S", "only jobs in state S: queued, running, succeeded, failed, cancelled"},
+    {"limit", 0, "N", "at most N jobs, 1-1000 (default: the server's, 100)"},
+    {"offset", 0, "N", "skip the N newest (page with offset += limit)"},
     {NULL, 0, NULL, NULL},
 };
 const cli_opt cli_job_metrics_opts[] = {
@@ -129,17 +131,11 @@ int cli_cmd_job_list(cli_ctx *ctx, const cli_args *args)
     static const char *const heads[] = {"ID",    "NAME",     "ALGORITHM",
                                         "STATE", "PROGRESS", "CREATED"};
     const char *state = cli_args_get(args, "state");
-    cli_buf q = {0};
-    cli_resp r = {0};
+    cli_resp r;
     size_t i;
     const json_t *job;
-    int rc = CLI_EXIT_USAGE;
 
-    if (state && cli_query_add(ctx, &q, "state", state)) {
-        cli_err("out of memory");
-        goto out;
-    }
-    rc = cli_http_json(ctx, "GET", "/v1/jobs", q.data, NULL, &r);
+    int rc = cli_list_get(ctx, args, "/v1/jobs", "state", state, &r);
     if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
         goto out;
     const json_t *list = json_object_get(r.json, "jobs");
@@ -166,11 +162,9 @@ int cli_cmd_job_list(cli_ctx *ctx, const cli_args *args)
     }
     rc = cli_table_print(ctx, t);
     cli_table_free(t);
-    json_int_t total = json_integer_value(json_object_get(r.json, "total"));
-    if (rc == CLI_EXIT_OK && total > (json_int_t)json_array_size(list))
-        printf("(%zu of %" JSON_INTEGER_FORMAT " shown)\n", json_array_size(list), total);
+    if (rc == CLI_EXIT_OK)
+        cli_list_footer(ctx, r.json, list);
 out:
-    cli_buf_free(&q);
     cli_resp_free(&r);
     return rc;
 }

@@ -43,6 +43,56 @@ int cli_cmd_server_metrics(cli_ctx *ctx, const cli_args *args)
     return rc;
 }
 
+const cli_opt cli_list_opts[] = {
+    {"limit", 0, "N", "at most N items, 1-1000 (default: the server's, 100)"},
+    {"offset", 0, "N", "skip the first N items (page with offset += limit)"},
+    {NULL, 0, NULL, NULL},
+};
+
+int cli_list_get(cli_ctx *ctx, const cli_args *args, const char *path, const char *key,
+                 const char *val, cli_resp *r)
+{
+    const char *limit = cli_args_get(args, "limit"), *offset = cli_args_get(args, "offset");
+    cli_buf q = {0};
+    long long n;
+    memset(r, 0, sizeof *r);
+    if ((limit && cli_parse_count(limit, &n)) || (offset && cli_parse_count(offset, &n))) {
+        cli_err("--limit and --offset need whole numbers >= 0");
+        return CLI_EXIT_USAGE;
+    }
+    if ((limit && cli_query_add(ctx, &q, "limit", limit)) ||
+        (offset && cli_query_add(ctx, &q, "offset", offset)) ||
+        (val && cli_query_add(ctx, &q, key, val))) {
+        cli_buf_free(&q);
+        cli_err("out of memory");
+        return CLI_EXIT_USAGE;
+    }
+    int rc = cli_http_json(ctx, "GET", path, q.data, NULL, r);
+    cli_buf_free(&q);
+    return rc;
+}
+
+void cli_list_footer(const cli_ctx *ctx, const json_t *reply, const json_t *list)
+{
+    json_int_t total = json_integer_value(json_object_get(reply, "total"));
+    json_int_t offset = json_integer_value(json_object_get(reply, "offset"));
+    size_t n = json_array_size(list);
+    if (ctx->quiet || total <= (json_int_t)n)
+        return;
+    json_int_t last = offset + (json_int_t)n;
+    if (n && last < total)
+        printf("(%" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               "; more with --offset %" JSON_INTEGER_FORMAT ")\n",
+               offset + 1, last, total, last);
+    else if (n)
+        printf("(%" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+               ")\n",
+               offset + 1, last, total);
+    else
+        printf("(none at offset %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT ")\n", offset,
+               total);
+}
+
 int cli_delete(cli_ctx *ctx, const char *collection, const char *noun, const char *id)
 {
     cli_resp r;

@@ -282,6 +282,20 @@ START_TEST(every_command_against_a_real_daemon)
     ck_assert_ptr_nonnull(strstr(r.out, "classification"));
     c_result_free(&r);
     expect_json_is_body("/v1/tasks", (const char *const[]){"task", "list", NULL});
+    /* pages */
+    r = RUN("task", "list", "--limit", "1");
+    expect_rc(&r, 0, "task list --limit");
+    ck_assert_msg(strstr(r.out, "\n(1-1 of 2; more with --offset 1)\n") != NULL, "%s", r.out);
+    c_result_free(&r);
+    r = RUN("task", "list", "--limit", "1", "--offset", "1");
+    ck_assert_msg(strstr(r.out, "\n(2-2 of 2)\n") != NULL, "%s", r.out);
+    c_result_free(&r);
+    expect_json_is_body("/v1/tasks?limit=1&offset=1",
+                        (const char *const[]){"task", "list", "--limit", "1", "--offset", "1",
+                                              NULL});
+    r = RUN("task", "list", "--limit", "x");
+    expect_rc(&r, 2, "a limit that is not a number");
+    c_result_free(&r);
     r = RUN("task", "create", "--name", "sine", "--generator", "sinusoid", "--quiet");
     expect_rc(&r, 0, "task create --generator");
     ck_assert_str_eq(r.out, "3\n");
