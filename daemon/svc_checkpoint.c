@@ -224,3 +224,38 @@ void svc__safetensors_clear(svc__safetensors *st)
     free(st->bytes);
     memset(st, 0, sizeof *st);
 }
+
+/* A first layer over other inputs: copies, column by column, the weights of
+ * every input of the job (names: dst_names) that the source also reads
+ * (src_names), into w [out][in] (the rest keep their fresh values). The
+ * output widths must agree. Returns the number of columns copied. */
+int svc__map_columns(const svc__safetensors *st, const char *sname, json_t *src_names,
+                     json_t *dst_names, int out, int in, float *w)
+{
+    json_t *shape = json_object_get(json_object_get(st->header, sname), "shape");
+    long long s_in = json_integer_value(json_array_get(shape, 1));
+    if (json_array_size(shape) != 2 || json_integer_value(json_array_get(shape, 0)) != out ||
+        s_in < 1 || (size_t)s_in != json_array_size(src_names) ||
+        (int)json_array_size(dst_names) != in)
+        return 0;
+    float *src = malloc((size_t)out * (size_t)s_in * sizeof *src);
+    if (!src || svc__safetensors_get(st, sname, src, (size_t)out * (size_t)s_in) != 0) {
+        free(src);
+        return 0;
+    }
+    int n = 0;
+    for (int j = 0; j < in; j++) {
+        const char *nm = json_string_value(json_array_get(dst_names, (size_t)j));
+        for (long long k = 0; nm && k < s_in; k++) {
+            const char *sn = json_string_value(json_array_get(src_names, (size_t)k));
+            if (!sn || strcmp(sn, nm))
+                continue;
+            for (int o = 0; o < out; o++)
+                w[(size_t)o * in + j] = src[(size_t)o * s_in + k];
+            n++;
+            break;
+        }
+    }
+    free(src);
+    return n;
+}

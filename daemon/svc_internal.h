@@ -199,6 +199,14 @@ json_t *svc__safetensors_metadata(const char *path);
 int svc__safetensors_get(const svc__safetensors *st, const char *name, float *dst, size_t count);
 void svc__safetensors_clear(svc__safetensors *st);
 
+/* A first layer over other inputs: copies tensor sname [out][src inputs]
+ * column by column into w [out][in] for every input of dst_names that
+ * src_names also has (matched by name); the rest of w is left alone.
+ * Returns the number of columns copied (0 if the shapes or names do not
+ * fit). svc_checkpoint.c. */
+int svc__map_columns(const svc__safetensors *st, const char *sname, json_t *src_names,
+                     json_t *dst_names, int out, int in, float *w);
+
 /* The file of imported model key (id or name): SVC_EINVAL naming
  * from_checkpoint.checkpoint when there is none (svc_import.c). */
 int svc__import_path(svc *s, const char *key, char *path, size_t pathlen, svc_error *e);

@@ -1187,6 +1187,7 @@ static int apply_from_checkpoint(mrun *r, char *msg, size_t msglen)
     json_t *feats = ftext ? json_loads(ftext, 0, NULL) : NULL;
     const int same_inputs = !ftext || (r->jd.input_names && json_equal(feats, r->jd.input_names));
     json_decref(feats);
+    int mapped_cols = 0;
     eng_fnet *net = eng_meta_net(r->m);
     const eng_fnet_spec *fs = eng_fnet_get_spec(net);
     const int has_head = engine_alg(r->sp.algorithm) != ENG_META_PROTONET;
@@ -1209,6 +1210,22 @@ static int apply_from_checkpoint(mrun *r, char *msg, size_t msglen)
                      (bias || json_integer_value(json_array_get(shape, 1)) == fs->dims[l - 1]);
             size_t off = bias ? eng_fnet_bias_offset(net, l) : eng_fnet_weight_offset(net, l);
             size_t cnt = (size_t)fs->dims[l] * (bias ? 1 : (size_t)fs->dims[l - 1]);
+            if (!ok && l == 1 && !same_inputs && src[0] && r->jd.input_names) {
+                /* other inputs: the first layer column by column, by input name;
+                 * its bias then fits as it is */
+                json_t *fj = json_loads(ftext, 0, NULL);
+                int n = bias ? 0
+                             : svc__map_columns(&st, src, fj, r->jd.input_names, fs->dims[1],
+                                                fs->dims[0], r->theta + off);
+                json_decref(fj);
+                if (n > 0) {
+                    mapped_cols = n;
+                    json_array_append_new(copied, json_string(mine));
+                    continue;
+                }
+                ok = bias && mapped_cols > 0 && (int)json_array_size(shape) == 1 &&
+                     json_integer_value(json_array_get(shape, 0)) == fs->dims[1];
+            }
             /* through the gradient buffer, so a bad tensor leaves θ intact */
             if (ok && svc__safetensors_get(&st, src, r->grad, cnt) == 0) {
                 memcpy(r->theta + off, r->grad, cnt * sizeof *r->theta);
@@ -1218,11 +1235,23 @@ static int apply_from_checkpoint(mrun *r, char *msg, size_t msglen)
             }
         }
     memset(r->grad, 0, r->nmeta * sizeof *r->grad);
+    json_t *notes = json_array();
+    if (mapped_cols > 0) {
+        char note[200];
+        snprintf(note, sizeof note,
+                 "layers.0.weight: %d of the job's %d inputs matched the checkpoint's by name "
+                 "and were copied; the rest start fresh",
+                 mapped_cols, fs->dims[0]);
+        json_array_append_new(notes, json_string(note));
+    }
     r->from_note = imp ? json_pack("{s:s,s:o,s:o}", "checkpoint", r->sp.from_import, "copied",
                                    copied, "reinitialised", reinit)
                        : json_pack("{s:I,s:I,s:o,s:o}", "job",
                                    (json_int_t)strtoll(r->sp.from_job, NULL, 10), "step",
                                    (json_int_t)c.step, "copied", copied, "reinitialised", reinit);
+    if (json_array_size(notes))
+        json_object_set(r->from_note, "notes", notes);
+    json_decref(notes);
     rc = 0;
 done:
     svc__safetensors_clear(&st);

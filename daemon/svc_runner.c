@@ -716,42 +716,6 @@ static int same_shape(const svc__safetensors *st, const char *name, const eng_te
     return 1;
 }
 
-/* A first layer over other inputs: copies, column by column, the weights of
- * every input of the job (names: dst_names) that the source also reads
- * (src_names), into w [out][in] (the rest keep their fresh values). The
- * output widths must agree. Returns the number of columns copied. */
-static int map_columns(const svc__safetensors *st, const char *sname, json_t *src_names,
-                       json_t *dst_names, const eng_tensor_info *ti, float *w)
-{
-    json_t *shape = json_object_get(json_object_get(st->header, sname), "shape");
-    int out = ti->shape[0], in = ti->shape[1];
-    long long s_in = json_integer_value(json_array_get(shape, 1));
-    if (json_array_size(shape) != 2 || json_integer_value(json_array_get(shape, 0)) != out ||
-        s_in < 1 || (size_t)s_in != json_array_size(src_names) ||
-        (int)json_array_size(dst_names) != in)
-        return 0;
-    float *src = malloc((size_t)out * (size_t)s_in * sizeof *src);
-    if (!src || svc__safetensors_get(st, sname, src, (size_t)out * (size_t)s_in) != 0) {
-        free(src);
-        return 0;
-    }
-    int n = 0;
-    for (int j = 0; j < in; j++) {
-        const char *nm = json_string_value(json_array_get(dst_names, (size_t)j));
-        for (long long k = 0; nm && k < s_in; k++) {
-            const char *sn = json_string_value(json_array_get(src_names, (size_t)k));
-            if (!sn || strcmp(sn, nm))
-                continue;
-            for (int o = 0; o < out; o++)
-                w[(size_t)o * in + j] = src[(size_t)o * s_in + k];
-            n++;
-            break;
-        }
-    }
-    free(src);
-    return n;
-}
-
 /* from_checkpoint: copies the source job's latest weights into the freshly
  * initialised model, tensor by tensor. Trunk tensors match by name and
  * shape (the first layer only when the input features are the same); a
@@ -826,8 +790,8 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
             ok = same_inputs || strncmp(ti.name, "trunk.0.", 8) != 0 ||
                  (mapped > 0 && !strcmp(ti.name, "trunk.0.bias"));
             if (!same_inputs && !strcmp(ti.name, "trunk.0.weight") && ti.rank == 2) {
-                mapped = map_columns(&st, sname, feats, r->jd.input_names, &ti,
-                                     p + ti.offset);
+                mapped = svc__map_columns(&st, sname, feats, r->jd.input_names, ti.shape[0],
+                                          ti.shape[1], p + ti.offset);
                 if (mapped > 0) {
                     char note[200];
                     snprintf(note, sizeof note,

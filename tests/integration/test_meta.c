@@ -863,6 +863,17 @@ START_TEST(task_level_meta_learning)
     ck_assert_msg(in_array(json_object_get(fc, "notes"), "20 of the job's 24 inputs matched"),
                   "no note on the first layer");
     json_decref(job);
+    /* a meta-learning job starts from it the same way */
+    snprintf(spec, sizeof spec,
+             "{\"algorithm\":\"maml\",\"tasks\":[\"role_data_scientist\",\"role_devops\"],"
+             "\"model\":{\"trunk\":[32]},\"from_checkpoint\":%lld,\"steps\":5,"
+             "\"meta_batch\":2,\"eval\":{\"episodes\":4}}", id);
+    job = finished(submit(spec), 120);
+    fc = json_object_get(json_object_get(job, "results"), "from_checkpoint");
+    ck_assert_int_eq(json_array_size(json_object_get(fc, "copied")), 4);
+    ck_assert_msg(in_array(json_object_get(fc, "notes"), "20 of the job's 23 inputs matched"),
+                  "no note on the first layer");
+    json_decref(job);
 }
 END_TEST
 
