@@ -32,6 +32,44 @@
 #define ENG__SQRT sqrtf
 #define ENG__TANH tanhf
 #define ENG__ERF erff
+/* ---- moe.c: the mixture of experts between the trunk and the towers ----
+ *
+ * Everything the model needs from a mixture, which owns the experts, the
+ * gates and the mixed outputs (see moe.c for the layout and the formulas).
+ * Build (no allocation besides the struct) lays its parameters out from
+ * p_off on and returns where they end; workspace_size and bind hand it its
+ * buffers in the model's one workspace allocation. */
+typedef struct eng__moe eng__moe;
+
+/* in: the mixture's input width (n_in, or the trunk's top width). *out is
+ * new (free with free()); ENG_ENOMEM. */
+int eng__moe_build(const eng_mtl_spec *s, int in, size_t p_off, eng__moe **out);
+size_t eng__moe_param_end(const eng__moe *mo);
+int eng__moe_width(const eng__moe *mo); /* d: the width of each task's mixed output */
+/* Elements of workspace for max_batch rows (a multiple of align). */
+size_t eng__moe_workspace(const eng__moe *mo, int max_batch, size_t align);
+/* Takes its buffers from work; dinput: where dL/d(input) goes (the trunk's
+ * top gradient), NULL when the input is the batch itself. */
+void eng__moe_bind(eng__moe *mo, eng_real *work, int max_batch, size_t align, eng_real *dinput);
+int eng__moe_ntensors(const eng__moe *mo);
+void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *out);
+void eng__moe_init(const eng__moe *mo, eng_real *params, eng_rng *rng);
+void eng__moe_forward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
+                      eng_rng *rng);
+/* Task t's mixed output [n][d] and its gradient buffer. */
+eng_real *eng__moe_out(const eng__moe *mo, int t);
+eng_real *eng__moe_dout(const eng__moe *mo, int t);
+/* After the forward and with eng__moe_dout(t) filled for every t with
+ * fed[t] != 0 (the others are not read): parameter gradients (overwritten)
+ * and, when bound with dinput, dL/d(input) (overwritten). */
+void eng__moe_backward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
+                       eng_real *grads, const int *fed);
+/* Gate queries (eng_mtl_gate_*). */
+int eng__moe_levels(const eng__moe *mo);
+int eng__moe_gate_size(const eng__moe *mo, int level, int gate);
+int eng__moe_gate_name(const eng__moe *mo, int level, int gate, int c, char *buf, size_t len);
+int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *sum);
+
 #endif
 
 /* Every gemm of the engine goes through ENG__GEMM. Built with
@@ -46,6 +84,44 @@ void eng__gemm_timed(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRA
 #define ENG__GEMM eng__gemm_timed
 #else
 #define ENG__GEMM ENG__GEMM_RAW
+/* ---- moe.c: the mixture of experts between the trunk and the towers ----
+ *
+ * Everything the model needs from a mixture, which owns the experts, the
+ * gates and the mixed outputs (see moe.c for the layout and the formulas).
+ * Build (no allocation besides the struct) lays its parameters out from
+ * p_off on and returns where they end; workspace_size and bind hand it its
+ * buffers in the model's one workspace allocation. */
+typedef struct eng__moe eng__moe;
+
+/* in: the mixture's input width (n_in, or the trunk's top width). *out is
+ * new (free with free()); ENG_ENOMEM. */
+int eng__moe_build(const eng_mtl_spec *s, int in, size_t p_off, eng__moe **out);
+size_t eng__moe_param_end(const eng__moe *mo);
+int eng__moe_width(const eng__moe *mo); /* d: the width of each task's mixed output */
+/* Elements of workspace for max_batch rows (a multiple of align). */
+size_t eng__moe_workspace(const eng__moe *mo, int max_batch, size_t align);
+/* Takes its buffers from work; dinput: where dL/d(input) goes (the trunk's
+ * top gradient), NULL when the input is the batch itself. */
+void eng__moe_bind(eng__moe *mo, eng_real *work, int max_batch, size_t align, eng_real *dinput);
+int eng__moe_ntensors(const eng__moe *mo);
+void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *out);
+void eng__moe_init(const eng__moe *mo, eng_real *params, eng_rng *rng);
+void eng__moe_forward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
+                      eng_rng *rng);
+/* Task t's mixed output [n][d] and its gradient buffer. */
+eng_real *eng__moe_out(const eng__moe *mo, int t);
+eng_real *eng__moe_dout(const eng__moe *mo, int t);
+/* After the forward and with eng__moe_dout(t) filled for every t with
+ * fed[t] != 0 (the others are not read): parameter gradients (overwritten)
+ * and, when bound with dinput, dL/d(input) (overwritten). */
+void eng__moe_backward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
+                       eng_real *grads, const int *fed);
+/* Gate queries (eng_mtl_gate_*). */
+int eng__moe_levels(const eng__moe *mo);
+int eng__moe_gate_size(const eng__moe *mo, int level, int gate);
+int eng__moe_gate_name(const eng__moe *mo, int level, int gate, int c, char *buf, size_t len);
+int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *sum);
+
 #endif
 
 /* ---- layers (layer.c, act.c, layernorm.c, dropout.c) ---------------------
@@ -68,6 +144,23 @@ void eng__gemm_timed(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRA
  */
 typedef enum { ENG__LAYER_DENSE = 0 } eng__layer_kind;
 
+/* A block of a blocked dense layer (the experts and gates of a mixture,
+ * moe.c): output columns [col0, col0 + cols) of the layer, i.e. weight rows
+ * [col0, col0 + cols) of its [out][in] weight, computed from the block's own
+ * input matrix — `in` values per row at row stride ldx, starting at x (NULL:
+ * the x the layer is called with, stride in). On the way back dL/dx is
+ * written to dx (same stride; NULL: not wanted), added when accumulate is 1.
+ * So E experts reading one input are ONE block (one gemm over their
+ * concatenated weights), and a deeper expert layer is E blocks on column
+ * slices of the layer below (a block-diagonal weight). */
+typedef struct {
+    const eng_real *x;
+    int ldx;
+    eng_real *dx;
+    int accumulate;
+    int col0, cols;
+} eng__block;
+
 typedef struct {
     eng__layer_kind kind;
     int in, out;
@@ -78,6 +171,8 @@ typedef struct {
     int src;           /* layer feeding this one; -1 = the input batch */
     int task;          /* -1 = trunk */
     int index;         /* position within the trunk or tower; -1 = head */
+    int nblocks;       /* 0: one plain dense map of the x passed in; else blocked */
+    const eng__block *blocks; /* [nblocks] (layer norm is not offered on them) */
     size_t w_off;      /* weight [out][in] in the parameter block */
     size_t b_off;      /* bias [out] right after it */
     size_t g_off;      /* layer-norm gain γ [out] (when ln), then β [out] */
@@ -103,7 +198,8 @@ void eng__layer_forward(eng__layer *ly, const eng_real *x, int n, const eng_real
 
 /* Backward after a training forward. On entry ly->d holds dL/da; on return
  * the layer's parameter gradients are in grads (overwritten) and, if dx is
- * not NULL, dx (+)= dL/dx: overwritten when accumulate is 0, added when 1. */
+ * not NULL, dx (+)= dL/dx: overwritten when accumulate is 0, added when 1.
+ * A blocked layer ignores dx and accumulate and uses its blocks'. */
 void eng__layer_backward(eng__layer *ly, const eng_real *x, int n, const eng_real *params,
                          eng_real *grads, eng_real *dx, int accumulate);
 
@@ -156,5 +252,43 @@ int eng__loss_bce(const eng_real *z, int n, const eng_real *y, const eng_real *r
 int eng__loss_regression(const eng_real *z, int n, const eng_real *y,
                          const eng_real *row_weight, double huber_delta, double scale,
                          eng_real *dz, double *loss, double *wsum);
+
+/* ---- moe.c: the mixture of experts between the trunk and the towers ----
+ *
+ * Everything the model needs from a mixture, which owns the experts, the
+ * gates and the mixed outputs (see moe.c for the layout and the formulas).
+ * Build (no allocation besides the struct) lays its parameters out from
+ * p_off on and returns where they end; workspace_size and bind hand it its
+ * buffers in the model's one workspace allocation. */
+typedef struct eng__moe eng__moe;
+
+/* in: the mixture's input width (n_in, or the trunk's top width). *out is
+ * new (free with free()); ENG_ENOMEM. */
+int eng__moe_build(const eng_mtl_spec *s, int in, size_t p_off, eng__moe **out);
+size_t eng__moe_param_end(const eng__moe *mo);
+int eng__moe_width(const eng__moe *mo); /* d: the width of each task's mixed output */
+/* Elements of workspace for max_batch rows (a multiple of align). */
+size_t eng__moe_workspace(const eng__moe *mo, int max_batch, size_t align);
+/* Takes its buffers from work; dinput: where dL/d(input) goes (the trunk's
+ * top gradient), NULL when the input is the batch itself. */
+void eng__moe_bind(eng__moe *mo, eng_real *work, int max_batch, size_t align, eng_real *dinput);
+int eng__moe_ntensors(const eng__moe *mo);
+void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *out);
+void eng__moe_init(const eng__moe *mo, eng_real *params, eng_rng *rng);
+void eng__moe_forward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
+                      eng_rng *rng);
+/* Task t's mixed output [n][d] and its gradient buffer. */
+eng_real *eng__moe_out(const eng__moe *mo, int t);
+eng_real *eng__moe_dout(const eng__moe *mo, int t);
+/* After the forward and with eng__moe_dout(t) filled for every t with
+ * fed[t] != 0 (the others are not read): parameter gradients (overwritten)
+ * and, when bound with dinput, dL/d(input) (overwritten). */
+void eng__moe_backward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
+                       eng_real *grads, const int *fed);
+/* Gate queries (eng_mtl_gate_*). */
+int eng__moe_levels(const eng__moe *mo);
+int eng__moe_gate_size(const eng__moe *mo, int level, int gate);
+int eng__moe_gate_name(const eng__moe *mo, int level, int gate, int c, char *buf, size_t len);
+int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *sum);
 
 #endif

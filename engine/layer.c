@@ -14,7 +14,9 @@
  * buffer is kept (act.c reads derivatives off the output). Layer norm and
  * dropout each add one pass and the buffers they need (eng__layer_workspace);
  * GELU keeps its input. See eng__internal.h for how a convolution would slot
- * in as another kind. Nothing here allocates.
+ * in as another kind. A blocked layer (eng__block: the experts and gates of
+ * a mixture) runs the same passes with one gemm pair per block instead of
+ * one for the layer. Nothing here allocates.
  */
 #include "engine/eng__internal.h"
 
@@ -41,8 +43,15 @@ void eng__layer_forward(eng__layer *ly, const eng_real *x, int n, const eng_real
     eng_real *h = drop ? ly->h : ly->a;        /* where the activation goes */
     eng_real *pre = ly->z ? ly->z : h;         /* where the gemm goes */
 
-    ENG__GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, n, k, ly->in, (eng_real)1, x, ly->in, w,
-              ly->in, (eng_real)0, pre, k);
+    if (ly->nblocks == 0)
+        ENG__GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, n, k, ly->in, (eng_real)1, x, ly->in,
+                  w, ly->in, (eng_real)0, pre, k);
+    for (int i = 0; i < ly->nblocks; i++) {
+        const eng__block *bl = &ly->blocks[i];
+        ENG__GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, n, bl->cols, ly->in, (eng_real)1,
+                  bl->x ? bl->x : x, bl->x ? bl->ldx : ly->in, w + (size_t)bl->col0 * ly->in,
+                  ly->in, (eng_real)0, pre + bl->col0, k);
+    }
     if (ly->ln) {
         eng__bias_act(ENG_ACT_IDENTITY, 0, pre, b, n, k, pre);
         eng__layernorm_forward(pre, n, k, params + ly->g_off, params + ly->g_off + k, ly->u,
@@ -77,6 +86,20 @@ void eng__layer_backward(eng__layer *ly, const eng_real *x, int n, const eng_rea
                                 grads + ly->g_off, grads + ly->g_off + k);
         eng__act_backward(ENG_ACT_IDENTITY, 0, NULL, NULL, n, k, d, db);
     }
+    for (int i = 0; i < ly->nblocks; i++) {
+        const eng__block *bl = &ly->blocks[i];
+        const eng_real *bx = bl->x ? bl->x : x;
+        const int ldx = bl->x ? bl->ldx : ly->in;
+        const size_t wo = (size_t)bl->col0 * ly->in;
+        ENG__GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, bl->cols, ly->in, n, (eng_real)1,
+                  d + bl->col0, k, bx, ldx, (eng_real)0, grads + ly->w_off + wo, ly->in);
+        if (bl->dx)
+            ENG__GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, ly->in, bl->cols, (eng_real)1,
+                      d + bl->col0, k, params + ly->w_off + wo, ly->in,
+                      bl->accumulate ? (eng_real)1 : (eng_real)0, bl->dx, ldx);
+    }
+    if (ly->nblocks > 0)
+        return;
     ENG__GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, k, ly->in, n, (eng_real)1, d, k, x, ly->in,
               (eng_real)0, grads + ly->w_off, ly->in);
     if (dx)

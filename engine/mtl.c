@@ -53,8 +53,11 @@ struct eng_mtl {
     int first[ENG_MAX_TASKS];        /* first layer of each task's chain */
     int head[ENG_MAX_TASKS];         /* its head (last layer of the chain) */
     layer L[MAX_NLAYERS];
-    int n_tensors;
+    int n_tensors;                   /* in tensors[]: trunk, then the tasks' layers */
     tensor_ref tensors[4 * MAX_NLAYERS];
+    eng__moe *moe;                   /* the mixture, or NULL (moe.c) */
+    int moe_t0, moe_nt;              /* its tensors: indices [moe_t0, moe_t0 + moe_nt) */
+    size_t moe_off, moe_end;         /* its parameters */
     size_t nparams;
     eng_real *params;
     eng_real *grads;
@@ -87,6 +90,17 @@ static int check_spec(const eng_mtl_spec *s, int max_batch)
             return ENG_EINVAL;
     if (s->n_tasks < 1 || s->n_tasks > ENG_MAX_TASKS)
         return ENG_EINVAL;
+    const eng_moe_spec *mo = &s->moe;
+    if (mo->experts != 0 || mo->task_experts != 0 || mo->levels != 0 || mo->n_units != 0) {
+        if (mo->experts < 1 || mo->task_experts < 0 || mo->levels < 0 ||
+            mo->levels > ENG_MOE_MAX_LEVELS || mo->n_units < 1 || mo->n_units > ENG_MAX_LAYERS ||
+            mo->experts + s->n_tasks * mo->task_experts > ENG_MOE_MAX_EXPERTS ||
+            !(mo->gate_temperature >= 0 && mo->gate_temperature <= 1e6))
+            return ENG_EINVAL;
+        for (int l = 0; l < mo->n_units; l++)
+            if (!valid_width(mo->units[l]))
+                return ENG_EINVAL;
+    }
     for (int t = 0; t < s->n_tasks; t++) {
         const eng_task_spec *ts = &s->task[t];
         if (ts->kind == ENG_HEAD_CLASSIFICATION) {
@@ -152,8 +166,9 @@ static void add_layer(eng_mtl *m, int in, int out, int hidden, int src, int task
     }
 }
 
-/* Lays out the layers and parameter offsets; no allocation. */
-static void build_layers(eng_mtl *m)
+/* Lays out the layers and parameter offsets: trunk, mixture, tasks. Only
+ * the mixture's struct is allocated. */
+static int build_layers(eng_mtl *m)
 {
     const eng_mtl_spec *s = &m->spec;
     int width = s->n_in, src = -1;
@@ -163,10 +178,21 @@ static void build_layers(eng_mtl *m)
         src = m->n_layers - 1;
     }
     m->top = src;
+    m->moe_t0 = m->n_tensors;
+    if (s->moe.experts > 0) {
+        int rc = eng__moe_build(s, width, m->nparams, &m->moe);
+        if (rc != ENG_OK)
+            return rc;
+        m->moe_off = m->nparams;
+        m->moe_end = m->nparams = eng__moe_param_end(m->moe);
+        m->moe_nt = eng__moe_ntensors(m->moe);
+        width = eng__moe_width(m->moe);
+    }
     const int trunk_width = width;
     for (int t = 0; t < s->n_tasks; t++) {
         const eng_task_spec *ts = &s->task[t];
-        int w = trunk_width, sr = m->top;
+        /* the tower reads the trunk, or its task's output of the mixture */
+        int w = trunk_width, sr = m->moe ? -2 - t : m->top;
         m->first[t] = m->n_layers;
         for (int l = 0; l < ts->n_tower; l++) {
             add_layer(m, w, ts->tower[l], 1, sr, t, l);
@@ -176,6 +202,7 @@ static void build_layers(eng_mtl *m)
         add_layer(m, w, ts->n_out, 0, sr, t, -1);
         m->head[t] = m->n_layers - 1;
     }
+    return ENG_OK;
 }
 
 static size_t round_up(size_t n)
@@ -193,7 +220,9 @@ int eng_mtl_new(const eng_mtl_spec *spec, int max_batch, eng_mtl **out)
         return ENG_ENOMEM;
     m->spec = *spec;
     m->max_batch = max_batch;
-    build_layers(m);
+    rc = build_layers(m);
+    if (rc != ENG_OK)
+        goto fail;
 
     /* Widths are capped at 2^24 and there are at most MAX_NLAYERS layers, so
      * these sums fit comfortably in a 64-bit size_t; the byte counts are
@@ -204,6 +233,9 @@ int eng_mtl_new(const eng_mtl_spec *spec, int max_batch, eng_mtl **out)
         for (int i = 0; i < 7; i++)
             work_elems += round_up(sizes[i]);
     }
+    const size_t moe_work = work_elems;
+    if (m->moe)
+        work_elems += eng__moe_workspace(m->moe, max_batch, WORK_ALIGN_ELEMS);
     rc = ENG_ENOMEM;
     if (m->nparams > SIZE_MAX / sizeof(eng_real) || work_elems > SIZE_MAX / sizeof(eng_real))
         goto fail;
@@ -223,6 +255,9 @@ int eng_mtl_new(const eng_mtl_spec *spec, int max_batch, eng_mtl **out)
             p += round_up(sizes[i]);
         }
     }
+    if (m->moe)
+        eng__moe_bind(m->moe, m->work + moe_work, max_batch, WORK_ALIGN_ELEMS,
+                      m->top >= 0 ? m->L[m->top].d : NULL);
     m->bad_task = -1;
     *out = m;
     return ENG_OK;
@@ -238,6 +273,7 @@ void eng_mtl_free(eng_mtl *m)
     free(m->params);
     free(m->grads);
     free(m->work);
+    free(m->moe);
     free(m);
 }
 
@@ -263,13 +299,19 @@ eng_real *eng_mtl_grads(eng_mtl *m)
 
 int eng_mtl_ntensors(const eng_mtl *m)
 {
-    return m->n_tensors;
+    return m->n_tensors + m->moe_nt;
 }
 
 int eng_mtl_tensor(const eng_mtl *m, int i, eng_tensor_info *out)
 {
-    if (!m || !out || i < 0 || i >= m->n_tensors)
+    if (!m || !out || i < 0 || i >= m->n_tensors + m->moe_nt)
         return ENG_EINVAL;
+    if (i >= m->moe_t0 && i < m->moe_t0 + m->moe_nt) {
+        eng__moe_tensor(m->moe, i - m->moe_t0, out);
+        return ENG_OK;
+    }
+    if (i >= m->moe_t0)
+        i -= m->moe_nt;
     const layer *ly = &m->L[m->tensors[i].layer];
     const int what = m->tensors[i].what;
     static const char *const kinds[] = {"weight", "bias", "ln.weight", "ln.bias"};
@@ -301,6 +343,8 @@ int eng_mtl_tensor(const eng_mtl *m, int i, eng_tensor_info *out)
 void eng_mtl_init(eng_mtl *m, eng_rng *rng)
 {
     for (int l = 0; l < m->n_layers; l++) {
+        if (l == m->top + 1 && m->moe) /* parameter order: trunk, mixture, tasks */
+            eng__moe_init(m->moe, m->params, rng);
         const layer *ly = &m->L[l];
         const int he = ly->act == ENG_ACT_RELU || ly->act == ENG_ACT_LEAKY_RELU ||
                        ly->act == ENG_ACT_GELU; /* heads are identity: Xavier */
@@ -319,9 +363,21 @@ void eng_mtl_init(eng_mtl *m, eng_rng *rng)
     }
 }
 
+/* A layer's source: -1 the batch, -2 - t task t's output of the mixture. */
 static const eng_real *layer_input(const eng_mtl *m, const layer *ly)
 {
-    return ly->src < 0 ? m->x : m->L[ly->src].a;
+    return ly->src >= 0 ? m->L[ly->src].a : ly->src == -1 ? m->x : eng__moe_out(m->moe, -2 - ly->src);
+}
+
+static eng_real *layer_dinput(const eng_mtl *m, const layer *ly)
+{
+    return ly->src >= 0 ? m->L[ly->src].d : ly->src == -1 ? NULL : eng__moe_dout(m->moe, -2 - ly->src);
+}
+
+/* The mixture's input: the trunk's top, or the batch. */
+static const eng_real *moe_input(const eng_mtl *m)
+{
+    return m->top >= 0 ? m->L[m->top].a : m->x;
 }
 
 static int forward(eng_mtl *m, const eng_real *x, int n, eng_rng *rng)
@@ -333,6 +389,8 @@ static int forward(eng_mtl *m, const eng_real *x, int n, eng_rng *rng)
     m->x = x;
     m->n = n;
     for (int l = 0; l < m->n_layers; l++) {
+        if (l == m->top + 1 && m->moe)
+            eng__moe_forward(m->moe, moe_input(m), n, m->params, rng);
         layer *ly = &m->L[l];
         eng__layer_forward(ly, layer_input(m, ly), n, m->params, rng);
     }
@@ -358,7 +416,7 @@ static void backward_chain(eng_mtl *m, int lo, int hi, int accumulate_out)
 {
     for (int l = hi; l >= lo; l--) {
         layer *ly = &m->L[l];
-        eng_real *dx = ly->src < 0 ? NULL : m->L[ly->src].d;
+        eng_real *dx = layer_dinput(m, ly);
         eng__layer_backward(ly, layer_input(m, ly), m->n, m->params, m->grads, dx,
                             l == lo ? accumulate_out : 0);
     }
@@ -398,7 +456,9 @@ int eng_mtl_train_step(eng_mtl *m, const eng_real *x, int n, const eng_task_batc
 
     double losses[ENG_MAX_TASKS]; /* copied out on success, or up to the diverged task */
     int trunk_fed = 0;            /* has any task written dL/dh into the trunk's top? */
+    int fed[ENG_MAX_TASKS] = {0}; /* with a mixture: has task t written into its output's gradient? */
     const size_t top_count = m->top >= 0 ? (size_t)n * (size_t)m->L[m->top].out : 0;
+    const size_t moe_count = m->moe ? (size_t)n * (size_t)eng__moe_width(m->moe) : 0;
     for (int t = 0; t < m->spec.n_tasks; t++) {
         const eng_task_spec *ts = &m->spec.task[t];
         layer *hd = &m->L[m->head[t]];
@@ -433,17 +493,26 @@ int eng_mtl_train_step(eng_mtl *m, const eng_real *x, int n, const eng_task_batc
             zero_grads(m, m->first[t], m->head[t]);
             continue;
         }
-        backward_chain(m, m->first[t], m->head[t], trunk_fed);
+        /* with a mixture each task has its own output to send dL/dm into */
+        backward_chain(m, m->first[t], m->head[t], m->moe ? 0 : trunk_fed);
         const size_t from = m->L[m->first[t]].w_off, to = m->L[m->head[t]].p_end;
         if (eng_any_nonfinite(m->grads + from, to - from) ||
-            (m->top >= 0 && eng_any_nonfinite(m->L[m->top].d, top_count))) {
+            (m->moe && eng_any_nonfinite(eng__moe_dout(m->moe, t), moe_count)) ||
+            (!m->moe && m->top >= 0 && eng_any_nonfinite(m->L[m->top].d, top_count))) {
             report_losses(m, losses, t, task_loss);
             m->bad_task = t;
             m->bad_in_gradient = 1;
             return ENG_ENONFINITE;
         }
-        if (m->top >= 0)
+        fed[t] = 1;
+        if (m->top >= 0 || m->moe)
             trunk_fed = 1;
+    }
+    if (m->moe) {
+        if (trunk_fed)
+            eng__moe_backward(m->moe, moe_input(m), n, m->params, m->grads, fed);
+        else
+            memset(m->grads + m->moe_off, 0, (m->moe_end - m->moe_off) * sizeof(eng_real));
     }
     if (m->top >= 0) {
         if (trunk_fed)
@@ -469,6 +538,30 @@ int eng_mtl_nonfinite(const eng_mtl *m, int *in_gradient)
     if (in_gradient)
         *in_gradient = m->bad_in_gradient;
     return m->bad_task;
+}
+
+int eng_mtl_gate_levels(const eng_mtl *m)
+{
+    return m && m->moe ? eng__moe_levels(m->moe) : 0;
+}
+
+int eng_mtl_gate_size(const eng_mtl *m, int level, int g)
+{
+    return m && m->moe ? eng__moe_gate_size(m->moe, level, g) : 0;
+}
+
+int eng_mtl_gate_expert(const eng_mtl *m, int level, int g, int c, char *buf, size_t len)
+{
+    if (!m || !m->moe)
+        return ENG_EINVAL;
+    return eng__moe_gate_name(m->moe, level, g, c, buf, len);
+}
+
+int eng_mtl_gate_sums(const eng_mtl *m, int level, int g, double *sum)
+{
+    if (!m || !m->moe)
+        return ENG_EINVAL;
+    return eng__moe_gate_sums(m->moe, level, g, m->n, sum);
 }
 
 int eng_any_nonfinite(const eng_real *a, size_t n)

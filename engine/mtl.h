@@ -1,6 +1,8 @@
 /*
  * engine/mtl.h — the multi-task network: a shared MLP trunk, then per task an
- * optional tower (more hidden layers) and a linear head.
+ * optional tower (more hidden layers) and a linear head; optionally a
+ * mixture of experts (MMoE, CGC, PLE: eng_moe_spec) between the trunk and
+ * the towers.
  *
  *   x ─ trunk (hidden)* ─ h ─┬─ tower_0 (hidden)* ─ head_0 (dense, no act) → out_0
  *                            └─ tower_1 ...       ─ head_1                 → out_1
@@ -54,6 +56,8 @@
 
 #define ENG_MAX_LAYERS 8
 #define ENG_MAX_TASKS 16
+#define ENG_MOE_MAX_LEVELS 4
+#define ENG_MOE_MAX_EXPERTS 64 /* per level: experts + n_tasks * task_experts */
 
 typedef enum {
     ENG_ACT_IDENTITY = 0,
@@ -87,6 +91,27 @@ typedef struct {
     double huber_delta;         /* ENG_LOSS_HUBER: > 0; 0 means 1.0 */
 } eng_task_spec;
 
+/* A mixture of experts between the trunk and the towers (engine/moe.c has
+ * the layout). Per level: `experts` shared experts and, per task,
+ * `task_experts` experts of its own, each an MLP of `units` (activation and
+ * dropout after every layer, no layer norm); per task a gate
+ *   a_t(x) = softmax((W_t x + b_t) / temperature)
+ * over the shared experts and its own, and task t's output is
+ *   (1/Z) sum_j a_tj(x) g_j(x),  Z = sum_j a_tj(x) (= 1 for a softmax).
+ * experts > 0, task_experts 0, levels 1: MMoE (Ma et al. 2018);
+ * task_experts > 0: CGC; levels > 1: PLE (Tang et al. 2020), where level
+ * v + 1 reads, per task, that task's output of level v (its gate and its
+ * experts) and, for the shared experts, the output of a shared gate over
+ * every expert of level v. */
+typedef struct {
+    int experts;              /* shared experts per level; 0 = no mixture */
+    int task_experts;         /* per task per level (CGC/PLE); 0 = MMoE */
+    int levels;               /* 0 or 1: one level; up to ENG_MOE_MAX_LEVELS */
+    int n_units;              /* layers of each expert, 1..ENG_MAX_LAYERS */
+    int units[ENG_MAX_LAYERS];
+    double gate_temperature;  /* > 0; 0 means 1 */
+} eng_moe_spec;
+
 typedef struct {
     int n_in;                   /* input width (> 0) */
     int n_trunk;                /* number of trunk layers (0 = heads on the input) */
@@ -97,6 +122,7 @@ typedef struct {
     double leaky_slope;         /* ENG_ACT_LEAKY_RELU: in [0, 1); 0 means 0.01 */
     double dropout;             /* after every trunk/tower activation: [0, 1); 0 = none */
     int layer_norm;             /* 1: layer norm before every trunk/tower activation */
+    eng_moe_spec moe;           /* experts 0: none (the trunk feeds the towers) */
 } eng_mtl_spec;
 
 /* Targets of one task for a batch of n rows. */
@@ -113,7 +139,11 @@ typedef struct eng_mtl eng_mtl;
 typedef struct {
     char name[48];   /* "trunk.0.weight", "trunk.0.bias", "tasks.1.tower.0.weight",
                         "tasks.1.head.weight", "tasks.1.head.bias", and with layer
-                        norm "trunk.0.ln.weight" (γ), "trunk.0.ln.bias" (β) */
+                        norm "trunk.0.ln.weight" (γ), "trunk.0.ln.bias" (β);
+                        a mixture's "experts.J.L.weight" (shared expert J,
+                        layer L), "task_experts.T.K.L.weight" (task T's
+                        expert K), "gates.T.weight", "gates.shared.weight"
+                        (and .bias), prefixed "levels.V." when levels > 1 */
     int rank;        /* 1 (bias, layer-norm γ/β) or 2 (weight) */
     int shape[2];    /* [out, in] or [out] */
     size_t offset;   /* in elements from eng_mtl_params() */
@@ -133,11 +163,28 @@ eng_real *eng_mtl_grads(eng_mtl *m);   /* borrowed: same layout */
 int eng_mtl_ntensors(const eng_mtl *m);
 int eng_mtl_tensor(const eng_mtl *m, int i, eng_tensor_info *out);
 
+/* Mixtures (spec.moe.experts > 0): the gates' weights over the experts on
+ * the rows of the last forward (eng_mtl_forward or a train call).
+ * eng_mtl_gate_levels: the levels (0 without a mixture). A gate is
+ * (level, g): g < n_tasks is task g's gate; g == n_tasks the shared gate of
+ * a level below the last. eng_mtl_gate_size: its number of choices (0 when
+ * there is no such gate). eng_mtl_gate_expert: the name of the expert of
+ * choice c into buf ("experts.J", "task_experts.T.K", prefixed "levels.V."
+ * when levels > 1). eng_mtl_gate_sums: ADDS each choice's weight summed over
+ * the rows into sum[c]. The last two return ENG_EINVAL for a bad gate. */
+int eng_mtl_gate_levels(const eng_mtl *m);
+int eng_mtl_gate_size(const eng_mtl *m, int level, int g);
+int eng_mtl_gate_expert(const eng_mtl *m, int level, int g, int c, char *buf, size_t len);
+int eng_mtl_gate_sums(const eng_mtl *m, int level, int g, double *sum);
+
 /* He-normal weights (std sqrt(2/fan_in)) for ReLU, leaky ReLU and GELU
  * layers, Xavier-normal (std sqrt(2/(fan_in+fan_out))) for tanh, sigmoid and
  * identity layers and for heads; biases 0; layer-norm γ 1 and β 0. One
  * normal draw per weight in tensor order, so the same seed gives the same
- * weights whatever the options. Deterministic given the rng state. */
+ * weights whatever the options (a mixture's experts and gates, in block
+ * order between the trunk and the towers, likewise: He or Xavier by the
+ * activation for experts, Xavier for gates, fan-out being one expert's or
+ * one gate's width). Deterministic given the rng state. */
 void eng_mtl_init(eng_mtl *m, eng_rng *rng);
 
 /* Inference forward pass (no dropout) on x [n][n_in] row-major,

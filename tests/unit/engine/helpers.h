@@ -25,6 +25,17 @@ Suite *loss_suite(void);
 Suite *mtl_suite(void);
 Suite *weighting_suite(void);
 Suite *grad_suite(void); /* NULL in the float build */
+Suite *moe_suite(void);  /* mixtures of experts (test_moe.c) */
+
+#ifdef ENG_DOUBLE
+/* test_grad.c: every element of eng_mtl_grads(m) against central finite
+ * differences of sum_t lambda_t L_t (dropout masks drawn from copies of
+ * *drop, or none when drop is NULL), and most of them nonzero. */
+void grad_check_drop(eng_mtl *m, const eng_real *x, int n, const eng_task_batch *tb,
+                     const eng_rng *drop);
+#endif
+/* test_grad.c: adds 0.1·N(0, 1) to every parameter. */
+void jitter(eng_mtl *m, eng_rng *r);
 
 /* Calls to malloc/calloc/realloc/aligned_alloc/posix_memalign made by code
  * linked into the test binary (the engine included) since the start. */

@@ -15,6 +15,7 @@ int main(void)
     srunner_add_suite(sr, loss_suite());
     srunner_add_suite(sr, mtl_suite());
     srunner_add_suite(sr, weighting_suite());
+    srunner_add_suite(sr, moe_suite());
     Suite *g = grad_suite();
     if (g)
         srunner_add_suite(sr, g);
