@@ -274,6 +274,11 @@ static void expert_name(const eng__moe *mo, int v, int j, char *buf, size_t len)
         snprintf(buf, len, "%stask_experts.%d.%d", pf, (j - mo->E) / mo->k, (j - mo->E) % mo->k);
 }
 
+/* Tensor order (free: init and the block follow memory order, checkpoints
+ * go by name), per level: the gates, then layer by layer the task experts
+ * and last the shared experts. So the last rank-2 tensor before the tasks'
+ * is a shared expert's top layer — what gradnorm (weighting.c) balances as
+ * "the last shared layer", one that every task's loss reaches. */
 void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *t)
 {
     int v = 0;
@@ -281,36 +286,36 @@ void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *t)
         i -= level_tensors(mo, &mo->lv[v++]);
     const level *L = &mo->lv[v];
     const int X = L->n_exp;
-    char base[40];
+    char base[40], pf[16];
     memset(t, 0, sizeof *t);
-    if (i < 2 * mo->nl * X) {
-        const int l = i / (2 * X), r = i % (2 * X), j = r % X, bias = r >= X;
-        const eng__layer *ly = &L->ex[l];
-        const int u = mo->units[l];
-        expert_name(mo, v, j, base, sizeof base);
-        if (snprintf(t->name, sizeof t->name, "%s.%d.%s", base, l, bias ? "bias" : "weight") < 0)
-            t->name[0] = 0;
+    prefix(mo, v, pf, sizeof pf);
+    if (i < 2 * L->n_gates) {
+        const int g = i % L->n_gates, bias = i >= L->n_gates;
+        if (g < mo->T)
+            snprintf(t->name, sizeof t->name, "%sgates.%d.%s", pf, g, bias ? "bias" : "weight");
+        else
+            snprintf(t->name, sizeof t->name, "%sgates.shared.%s", pf, bias ? "bias" : "weight");
         t->rank = bias ? 1 : 2;
-        t->shape[0] = u;
-        t->shape[1] = bias ? 0 : ly->in;
-        t->offset = bias ? ly->b_off + (size_t)j * u : ly->w_off + (size_t)j * u * ly->in;
-        t->count = bias ? (size_t)u : (size_t)u * ly->in;
+        t->shape[0] = L->gate_n[g];
+        t->shape[1] = bias ? 0 : L->in;
+        t->offset = bias ? L->gate.b_off + (size_t)L->gate_col[g]
+                         : L->gate.w_off + (size_t)L->gate_col[g] * L->in;
+        t->count = (size_t)L->gate_n[g] * (bias ? 1 : (size_t)L->in);
         return;
     }
-    i -= 2 * mo->nl * X;
-    const int g = i % L->n_gates, bias = i >= L->n_gates;
-    char pf[16];
-    prefix(mo, v, pf, sizeof pf);
-    if (g < mo->T)
-        snprintf(t->name, sizeof t->name, "%sgates.%d.%s", pf, g, bias ? "bias" : "weight");
-    else
-        snprintf(t->name, sizeof t->name, "%sgates.shared.%s", pf, bias ? "bias" : "weight");
+    i -= 2 * L->n_gates;
+    const int l = i / (2 * X), r = i % (2 * X), bias = r >= X;
+    const int j = (r % X + mo->E) % X; /* task experts first, shared last */
+    const eng__layer *ly = &L->ex[l];
+    const int u = mo->units[l];
+    expert_name(mo, v, j, base, sizeof base);
+    if (snprintf(t->name, sizeof t->name, "%s.%d.%s", base, l, bias ? "bias" : "weight") < 0)
+        t->name[0] = 0;
     t->rank = bias ? 1 : 2;
-    t->shape[0] = L->gate_n[g];
-    t->shape[1] = bias ? 0 : L->in;
-    t->offset = bias ? L->gate.b_off + (size_t)L->gate_col[g]
-                     : L->gate.w_off + (size_t)L->gate_col[g] * L->in;
-    t->count = (size_t)L->gate_n[g] * (bias ? 1 : (size_t)L->in);
+    t->shape[0] = u;
+    t->shape[1] = bias ? 0 : ly->in;
+    t->offset = bias ? ly->b_off + (size_t)j * u : ly->w_off + (size_t)j * u * ly->in;
+    t->count = bias ? (size_t)u : (size_t)u * ly->in;
 }
 
 static void normal_fill(eng_real *w, size_t count, double std, eng_rng *rng)

@@ -292,6 +292,16 @@ START_TEST(test_moe_tensor_table)
     for (size_t k = 0; k < np; k++)
         ck_assert_msg(seen[k], "parameter %zu belongs to no tensor", k);
     free(seen);
+    /* gradnorm's "last shared layer" (the last rank-2 tensor not of a task
+     * tower/head) is a shared expert's top layer, which every task reaches */
+    char last[48] = "";
+    for (int i = 0; i < eng_mtl_ntensors(m); i++) {
+        eng_tensor_info ti;
+        eng_mtl_tensor(m, i, &ti);
+        if (ti.rank == 2 && strncmp(ti.name, "tasks.", 6))
+            snprintf(last, sizeof last, "%s", ti.name);
+    }
+    ck_assert_str_eq(last, "levels.1.experts.2.1.weight");
     /* 2 levels x (3 shared + 3 tasks x 2) experts x 2 layers x (weight, bias);
      * gates: level 0 has 3 task gates + the shared one, level 1 three */
     ck_assert_int_eq(n_expert, 2 * 9 * 2 * 2);
