@@ -26,6 +26,7 @@ Suite *mtl_suite(void);
 Suite *weighting_suite(void);
 Suite *grad_suite(void); /* NULL in the float build */
 Suite *moe_suite(void);  /* mixtures of experts (test_moe.c) */
+Suite *synthetic_suite(void); /* the MMoE paper's synthetic benchmark; NULL in double */
 
 #ifdef ENG_DOUBLE
 /* test_grad.c: every element of eng_mtl_grads(m) against central finite

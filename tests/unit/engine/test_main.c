@@ -16,6 +16,9 @@ int main(void)
     srunner_add_suite(sr, mtl_suite());
     srunner_add_suite(sr, weighting_suite());
     srunner_add_suite(sr, moe_suite());
+    Suite *syn = synthetic_suite();
+    if (syn)
+        srunner_add_suite(sr, syn);
     Suite *g = grad_suite();
     if (g)
         srunner_add_suite(sr, g);
