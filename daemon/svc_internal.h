@@ -145,12 +145,21 @@ typedef struct {
     double wt_lr;             /* uncertainty/gradnorm parameters' lr (0: the optimizer's) */
     int sampling;             /* tasks on several datasets: 0 round_robin, 1 proportional */
     int baselines;            /* 1: also train each task alone and report delta_mtl */
+    /* model.mmoe (svc_spec.c; engine/moe.c has the formulas): experts 0 = none */
+    int moe_experts, moe_task_experts, moe_levels;
+    int moe_n_units;
+    int moe_units[ENG_MAX_LAYERS];
+    double moe_temperature;
 } svc__spec;
 
 /* Validates a job spec strictly (unknown keys, types, ranges) and fills *out
  * with defaults for what is absent. e->field names the key path at fault. */
 int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e);
 const char *svc__algorithm_name(svc__algorithm a);
+/* The architecture a spec describes (trunk, activation, dropout, layer
+ * norm, towers, mixture) into *ms, leaving n_in and the tasks' kinds and
+ * widths to the caller: the runner and predict build the same model. */
+void svc__model_arch(const svc__spec *sp, eng_mtl_spec *ms);
 /* "static", "uncertainty", ... for an eng_wt_kind. */
 const char *svc__weighting_name(int kind);
 

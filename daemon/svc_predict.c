@@ -230,16 +230,12 @@ static int load_entry(const char *path, const char *key, pentry **out, svc_error
     eng_mtl_spec ms;
     memset(&ms, 0, sizeof ms);
     ms.n_in = p->n_in;
-    ms.n_trunk = sp.n_trunk;
-    memcpy(ms.trunk, sp.trunk, sizeof ms.trunk);
-    ms.act = sp.activation;
+    svc__model_arch(&sp, &ms); /* layer norm's tensors and a mixture's included */
     ms.n_tasks = p->n_tasks;
     for (int t = 0; t < p->n_tasks; t++) {
         ms.task[t].kind = p->task[t].classification ? ENG_HEAD_CLASSIFICATION
                                                     : ENG_HEAD_REGRESSION;
         ms.task[t].n_out = p->task[t].n_out;
-        ms.task[t].n_tower = sp.n_towers;
-        memcpy(ms.task[t].tower, sp.towers, sizeof ms.task[t].tower);
     }
     if (eng_mtl_new(&ms, BATCH, &p->model) != ENG_OK) {
         rc = svc__fail(e, SVC_EUNSUPPORTED, NULL,

@@ -65,6 +65,8 @@ typedef struct {
     double best_score;     /* its held-out loss */
     int best_dirty;        /* the last epoch end improved on best: checkpoint now */
     json_t *from_note;     /* from_checkpoint: what was copied (for results) */
+    double *gate_mean;     /* mixtures: [level][task][ENG_MOE_MAX_EXPERTS] mean gate
+                              weights of the last evaluate; NULL without a mixture */
 } run;
 
 /* Has the batch at least one row labelled for this task? */
@@ -98,18 +100,11 @@ static eng_mtl_spec model_spec(const svc__spec *sp, const svc__jobdata *jd)
     eng_mtl_spec ms;
     memset(&ms, 0, sizeof ms);
     ms.n_in = jd->n_in;
-    ms.n_trunk = sp->n_trunk;
-    memcpy(ms.trunk, sp->trunk, sizeof ms.trunk);
-    ms.act = sp->activation;
-    ms.leaky_slope = sp->leaky_slope;
-    ms.dropout = sp->dropout;
-    ms.layer_norm = sp->layer_norm;
+    svc__model_arch(sp, &ms);
     ms.n_tasks = jd->n_tasks;
     for (int t = 0; t < jd->n_tasks; t++) {
         ms.task[t].kind = jd->task[t].classification ? ENG_HEAD_CLASSIFICATION : ENG_HEAD_REGRESSION;
         ms.task[t].n_out = jd->task[t].classification ? jd->task[t].n_classes : 1;
-        ms.task[t].n_tower = sp->n_towers;
-        memcpy(ms.task[t].tower, sp->towers, sizeof ms.task[t].tower);
         ms.task[t].label_smoothing = sp->tasks[t].label_smoothing;
         ms.task[t].loss = sp->tasks[t].loss == 3 ? ENG_LOSS_HUBER : ENG_LOSS_DEFAULT;
         ms.task[t].huber_delta = sp->tasks[t].huber_delta;
@@ -152,6 +147,10 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
         rc = SVC_ENOMEM;
     if (rc != SVC_OK)
         goto done;
+    const int gate_levels = r->gate_mean ? eng_mtl_gate_levels(r->model) : 0;
+    const size_t gate_len = (size_t)gate_levels * (size_t)jd->n_tasks * ENG_MOE_MAX_EXPERTS;
+    if (gate_levels)
+        memset(r->gate_mean, 0, gate_len * sizeof *r->gate_mean);
     for (size_t b = 0; b < n; b += (size_t)B) {
         int nb = (int)((n - b) < (size_t)B ? (n - b) : (size_t)B);
         if (r->slot && atomic_load(&r->slot->cancel)) {
@@ -165,6 +164,10 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
             rc = SVC_EIO;
             goto done;
         }
+        for (int v = 0; v < gate_levels; v++)
+            for (int t = 0; t < jd->n_tasks; t++)
+                eng_mtl_gate_sums(r->model, v, t,
+                                  r->gate_mean + ((size_t)v * jd->n_tasks + t) * ENG_MOE_MAX_EXPERTS);
         for (int t = 0; t < jd->n_tasks; t++) {
             const float *o = eng_mtl_output(r->model, t);
             svc__jd_task *tk = &jd->task[t];
@@ -222,6 +225,8 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
                                    &out[t].base_r2);
         }
     }
+    for (size_t i = 0; i < gate_len && n > 0; i++)
+        r->gate_mean[i] /= (double)n;
 done:
     for (int t = 0; t < ENG_MAX_TASKS; t++) {
         free(truth[t]);
@@ -259,6 +264,40 @@ static double es_score(const run *r, const task_eval *ev, double weighted_loss)
                      : !strcmp(name, "mae")      ? ev[t].mae
                                                  : ev[t].r2;
     return r->sp.es_maximise ? -v : v;
+}
+
+/* For each (level, task, expert): "gate.<expert>" on the test split, the
+ * mean weight of the task's gate on that expert (the last evaluate's). The
+ * metrics m[0..n) go out with them, in one store call. */
+static int add_gate_metrics(run *r, const store_metric *m, size_t n)
+{
+    const int T = r->jd.n_tasks, V = r->gate_mean ? eng_mtl_gate_levels(r->model) : 0;
+    size_t count = n;
+    for (int v = 0; v < V; v++)
+        for (int t = 0; t < T; t++)
+            count += (size_t)eng_mtl_gate_size(r->model, v, t);
+    store_metric *all = malloc(count * sizeof *all);
+    char(*names)[64] = malloc((count - n + 1) * sizeof *names);
+    int rc = SVC_ENOMEM;
+    if (!all || !names)
+        goto done;
+    memcpy(all, m, n * sizeof *m);
+    size_t k = n;
+    for (int v = 0; v < V; v++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < eng_mtl_gate_size(r->model, v, t); c++) {
+                char *nm = names[k - n], expert[48];
+                eng_mtl_gate_expert(r->model, v, t, c, expert, sizeof expert);
+                snprintf(nm, sizeof names[0], "gate.%s", expert);
+                add_metric(all, &k, r->step, r->jd.task[t].name, "test", nm,
+                           r->gate_mean[((size_t)v * T + t) * ENG_MOE_MAX_EXPERTS + c]);
+            }
+    svc__events_metrics(r->s, r->job_id, all, k);
+    rc = store_metric_add(r->s->db, r->job_id, all, k) == STORE_OK ? SVC_OK : SVC_EIO;
+done:
+    free(all);
+    free(names);
+    return rc;
 }
 
 static int record_epoch(run *r)
@@ -325,8 +364,7 @@ static int record_epoch(run *r)
                 snprintf(nm, sizeof cos_names[0], "grad_cosine.%s", r->jd.task[u].name);
                 add_metric(m, &n, r->step, r->jd.task[t].name, "train", nm, cos[t * T + u]);
             }
-    svc__events_metrics(r->s, r->job_id, m, n);
-    return store_metric_add(r->s->db, r->job_id, m, n) == STORE_OK ? SVC_OK : SVC_EIO;
+    return add_gate_metrics(r, m, n);
 }
 
 /* A metric as JSON: null when it is not a finite number (an R² on a
@@ -353,6 +391,19 @@ static json_t *results_json(run *r, const task_eval *ev)
                           num_or_null(ev[t].mae), "r2", num_or_null(ev[t].r2), "baseline",
                           "mse", num_or_null(ev[t].base_mse), "mae",
                           num_or_null(ev[t].base_mae), "r2", num_or_null(ev[t].base_r2));
+        if (r->gate_mean) {
+            json_t *g = json_object();
+            for (int v = 0; v < eng_mtl_gate_levels(r->model); v++)
+                for (int c = 0; c < eng_mtl_gate_size(r->model, v, t); c++) {
+                    char expert[48];
+                    eng_mtl_gate_expert(r->model, v, t, c, expert, sizeof expert);
+                    json_object_set_new(
+                        g, expert,
+                        json_real(r->gate_mean[((size_t)v * r->jd.n_tasks + t) *
+                                                   ENG_MOE_MAX_EXPERTS + c]));
+                }
+            json_object_set_new(o, "gates", g);
+        }
         json_object_set_new(res, r->jd.task[t].name, o);
     }
     double lam[ENG_MAX_TASKS];
@@ -396,6 +447,7 @@ static int add_baselines(run *r, const task_eval *ev, const eng_opt_cfg *opt,
             return rc;
         }
         run b = *r; /* the same data and buffers, one task, the baseline model */
+        b.gate_mean = NULL; /* keeps the multi-task model's gate telemetry */
         b.jd.n_tasks = 1;
         b.jd.task[0] = r->jd.task[t];
         b.model = alone;
@@ -829,6 +881,24 @@ static int apply_from_checkpoint(run *r, char *msg, size_t msglen)
                     }
                 }
             }
+        } else if (!from_import && !from_meta) {
+            /* a mixture's experts and gates, by name; the first level reads
+             * the input (or the trunk), and a task's own gate or experts
+             * only come from the source task of the same name at that index */
+            const char *rest = ti.name;
+            int lv = -1, lo = 0, ti_task = -1;
+            if (sscanf(rest, "levels.%d.%n", &lv, &lo) == 1)
+                rest += lo;
+            if (sscanf(rest, "gates.%d.", &ti_task) == 1 ||
+                sscanf(rest, "task_experts.%d.", &ti_task) == 1) {
+                const char *nm = json_string_value(
+                    json_object_get(json_array_get(stasks, (size_t)ti_task), "name"));
+                ok = ti_task < r->jd.n_tasks && nm && !strcmp(nm, r->jd.task[ti_task].name);
+            } else {
+                ok = !strncmp(rest, "experts.", 8) || !strncmp(rest, "gates.shared.", 13);
+            }
+            ok = ok && (same_inputs || r->sp.n_trunk > 0 || lv > 0);
+            snprintf(sname, sizeof sname, "%s", ti.name);
         }
         /* the source's values go through a scratch copy (Adam's m, zeroed
          * again below) so a shape mismatch leaves the fresh weights intact */
@@ -951,6 +1021,19 @@ static double model_bytes(const svc__spec *sp, const svc__jobdata *jd)
         params += (double)tw * out + out;
         units += out;
     }
+    if (sp->moe_experts > 0) { /* a level's experts and gates (a bound: every level at level 0's size) */
+        const double X = sp->moe_experts + (double)jd->n_tasks * sp->moe_task_experts;
+        const int d = sp->moe_units[sp->moe_n_units - 1];
+        const int L = sp->moe_levels > 1 ? sp->moe_levels : 1;
+        int ew = w > d ? w : d;
+        for (int l = 0; l < sp->moe_n_units; l++) {
+            params += L * X * ((double)ew * sp->moe_units[l] + sp->moe_units[l]);
+            units += L * X * sp->moe_units[l];
+            ew = sp->moe_units[l];
+        }
+        params += L * (jd->n_tasks + 1.0) * X * ((w > d ? w : d) + 1.0);
+        units += L * (jd->n_tasks + 1.0) * (X + 2.0 * d);
+    }
     return 16.0 * params + 16.0 * units * sp->batch_size;
 }
 
@@ -966,6 +1049,7 @@ static void run_free(run *r)
 {
     eng_wt_free(r->wt);
     eng_mtl_free(r->model);
+    free(r->gate_mean);
     free(r->m);
     free(r->v);
     free(r->xb);
@@ -1048,6 +1132,12 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     r.xb = malloc((size_t)r.sp.batch_size * (size_t)r.jd.n_in * sizeof *r.xb);
     r.perm = malloc(r.jd.n_train * sizeof *r.perm);
     int ok = r.m && r.v && r.xb && r.perm;
+    if (eng_mtl_gate_levels(r.model) > 0) {
+        r.gate_mean = calloc((size_t)eng_mtl_gate_levels(r.model) * (size_t)r.jd.n_tasks *
+                                 ENG_MOE_MAX_EXPERTS,
+                             sizeof *r.gate_mean);
+        ok = ok && r.gate_mean;
+    }
     for (int t = 0; t < r.jd.n_tasks; t++) {
         r.yb[t] = malloc((size_t)r.sp.batch_size * sizeof *r.yb[t]);
         ok = ok && r.yb[t];

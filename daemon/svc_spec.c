@@ -410,12 +410,57 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
     return SVC_OK;
 }
 
-static int apply_unsupported_null(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+static int walk(svc__spec *sp, json_t *obj, const char *prefix, svc_error *e);
+
+/* model.mmoe: null (no mixture) or an object of the model.mmoe.* keys;
+ * "experts" is required, and "model.trunk" then defaults to none (the
+ * experts read the input, as in the MMoE paper). */
+static int apply_mmoe(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    (void)sp;
     if (json_is_null(v))
         return SVC_OK;
-    return svc__fail(e, SVC_EUNSUPPORTED, path, "'%s' is not available in this build yet", path);
+    if (!json_is_object(v))
+        return svc__fail(e, SVC_EINVAL, path,
+                         "'%s' must be an object ({\"experts\": E, \"expert_units\": [...], "
+                         "...}) or null",
+                         path);
+    int rc = walk(sp, v, path, e);
+    if (rc != SVC_OK)
+        return rc;
+    if (!json_object_get(v, "experts"))
+        return svc__fail(e, SVC_EINVAL, "model.mmoe.experts", "'model.mmoe.experts' is required");
+    return SVC_OK;
+}
+
+static int apply_expert_units(svc__spec *sp, json_t *v, const char *path, svc_error *e)
+{
+    int rc = apply_layers(v, path, &sp->moe_n_units, sp->moe_units, e);
+    if (rc == SVC_OK && sp->moe_n_units == 0)
+        return svc__fail(e, SVC_EINVAL, path, "'%s' needs at least one layer width", path);
+    return rc;
+}
+
+void svc__model_arch(const svc__spec *sp, eng_mtl_spec *ms)
+{
+    ms->n_trunk = sp->n_trunk;
+    memcpy(ms->trunk, sp->trunk, sizeof ms->trunk);
+    ms->act = sp->activation;
+    ms->leaky_slope = sp->leaky_slope;
+    ms->dropout = sp->dropout;
+    ms->layer_norm = sp->layer_norm;
+    for (int t = 0; t < ENG_MAX_TASKS; t++) {
+        ms->task[t].n_tower = sp->n_towers;
+        memcpy(ms->task[t].tower, sp->towers, sizeof ms->task[t].tower);
+    }
+    memset(&ms->moe, 0, sizeof ms->moe);
+    if (sp->moe_experts > 0) {
+        ms->moe.experts = sp->moe_experts;
+        ms->moe.task_experts = sp->moe_task_experts;
+        ms->moe.levels = sp->moe_levels;
+        ms->moe.n_units = sp->moe_n_units;
+        memcpy(ms->moe.units, sp->moe_units, sizeof ms->moe.units);
+        ms->moe.gate_temperature = sp->moe_temperature;
+    }
 }
 
 /* from_checkpoint: null, a job id (integer or digits), or {"job": id}. That
@@ -495,7 +540,12 @@ static const rule rules[] = {
     {"model.dropout", K_NUM, 0, 0.99, OFF(dropout), 'd', NULL, 1},
     {"model.layer_norm", K_BOOL, 0, 0, NOFF, 0, apply_layer_norm, 1},
     {"model.leaky_slope", K_NUM, 0.0001, 0.99, OFF(leaky_slope), 'd', NULL, 1},
-    {"model.mmoe", K_ANY, 0, 0, NOFF, 0, apply_unsupported_null, 1},
+    {"model.mmoe", K_ANY, 0, 0, NOFF, 0, apply_mmoe, 1},
+    {"model.mmoe.experts", K_INT, 1, ENG_MOE_MAX_EXPERTS, OFF(moe_experts), 'i', NULL, 1},
+    {"model.mmoe.expert_units", K_ANY, 0, 0, NOFF, 0, apply_expert_units, 1},
+    {"model.mmoe.gate_temperature", K_NUM, 0.01, 100, OFF(moe_temperature), 'd', NULL, 1},
+    {"model.mmoe.task_experts", K_INT, 0, 16, OFF(moe_task_experts), 'i', NULL, 1},
+    {"model.mmoe.levels", K_INT, 1, ENG_MOE_MAX_LEVELS, OFF(moe_levels), 'i', NULL, 1},
     {"weighting", K_ANY, 0, 0, NOFF, 0, apply_weighting, 1},
     {"sampling", K_STR, 0, 0, NOFF, 0, apply_sampling, 1},
     {"baselines", K_BOOL, 0, 0, NOFF, 0, apply_baselines, 1},
@@ -625,6 +675,31 @@ static int check_one(svc__spec *sp, const rule *r, json_t *v, const char *path, 
     return r->apply ? r->apply(sp, v, path, e) : SVC_OK;
 }
 
+/* What model.mmoe needs beyond its own keys' ranges: the experts of a
+ * level fit the engine's limit, the trunk (below the experts) defaults to
+ * none, and it is a multi-task model only. */
+static int check_mmoe(svc__spec *sp, json_t *spec, svc_error *e)
+{
+    json_t *model = json_object_get(spec, "model");
+    json_t *mm = json_object_get(model, "mmoe");
+    if (!mm || json_is_null(mm)) {
+        sp->moe_experts = 0;
+        return SVC_OK;
+    }
+    if (sp->algorithm != SVC_ALG_MULTITASK && sp->algorithm != SVC_ALG_FINETUNE)
+        return svc__fail(e, SVC_EINVAL, "model.mmoe",
+                         "'model.mmoe' applies to algorithms multitask and finetune only");
+    if (sp->moe_experts + sp->n_tasks * sp->moe_task_experts > ENG_MOE_MAX_EXPERTS)
+        return svc__fail(e, SVC_EINVAL, "model.mmoe.task_experts",
+                         "'model.mmoe.experts' + tasks x 'model.mmoe.task_experts' is %d; a level "
+                         "may hold at most %d experts",
+                         sp->moe_experts + sp->n_tasks * sp->moe_task_experts,
+                         ENG_MOE_MAX_EXPERTS);
+    if (!json_object_get(model, "trunk"))
+        sp->n_trunk = 0; /* the experts read the input unless a trunk is asked for */
+    return SVC_OK;
+}
+
 int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
 {
     svc__spec sp;
@@ -655,6 +730,10 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     sp.weighting = ENG_WT_STATIC;
     sp.wt_alpha = 1.5;
     sp.wt_temperature = 2.0;
+    sp.moe_levels = 1;
+    sp.moe_n_units = 1;
+    sp.moe_units[0] = 64;
+    sp.moe_temperature = 1.0;
 
     if (!json_is_object(spec))
         return svc__fail(e, SVC_EINVAL, "", "a job spec must be a JSON object");
@@ -670,6 +749,9 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
         return svc__fail(e, SVC_EINVAL, "early_stopping.metric",
                          "'early_stopping.metric' is required");
     rc = resolve_es_task(&sp, e);
+    if (rc != SVC_OK)
+        return rc;
+    rc = check_mmoe(&sp, spec, e);
     if (rc != SVC_OK)
         return rc;
     if (sp.algorithm == SVC_ALG_FINETUNE && !sp.from_job[0] && !sp.from_import[0])
