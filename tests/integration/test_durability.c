@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "tests/integration/harness.h"
@@ -72,6 +73,71 @@ START_TEST(upload_survives_kill_9)
     json_decref(before);
     json_decref(after);
     json_decref(after2);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+}
+END_TEST
+
+/* Reads or writes the big-endian u32 at offset off of file path. */
+static unsigned long file_u32(const char *path, long off, const unsigned long *set)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    unsigned char b[4];
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    ck_assert_int_eq(fread(b, 1, 4, f), 4);
+    unsigned long v = (unsigned long)b[0] << 24 | (unsigned long)b[1] << 16 |
+                      (unsigned long)b[2] << 8 | b[3];
+    if (set) {
+        b[0] = (unsigned char)(*set >> 24), b[1] = (unsigned char)(*set >> 16);
+        b[2] = (unsigned char)(*set >> 8), b[3] = (unsigned char)*set;
+        ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+        ck_assert_int_eq(fwrite(b, 1, 4, f), 4);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    return v;
+}
+
+/* A database written by a newer mtld (a higher PRAGMA user_version, which
+ * SQLite keeps at byte 60 of the file) is refused with a message, and the
+ * refusal changes nothing: with the version put back, everything is there. */
+START_TEST(newer_database_is_refused)
+{
+    mtld_proc p;
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&p, DIR_, NULL);
+    json_decref(h_upload(&p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    char db[400], wal[420], log[400], cmd[1200];
+    snprintf(db, sizeof db, "%s/mtld.db", p.data_dir);
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    snprintf(log, sizeof log, "%s/refused.log", DIR_);
+    /* a clean stop leaves everything in the main file */
+    size_t wl = 0;
+    char *w = h_read_file(wal, &wl);
+    ck_assert_msg(!w || wl == 0, "a write-ahead log of %zu bytes was left", wl);
+    free(w);
+    const unsigned long newer = 999;
+    unsigned long ours = file_u32(db, 60, &newer);
+    ck_assert_uint_gt(ours, 0);
+    ck_assert_uint_lt(ours, newer);
+    /* (timeout: a daemon that wrongly started would otherwise never return;
+     * it would end with 124, not mtld's 1 for a refused start) */
+    snprintf(cmd, sizeof cmd, "timeout 120 %s --listen 127.0.0.1:0 --data-dir %s 2>%s", MTLD_BIN,
+             p.data_dir, log);
+    int st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "mtld on a newer database: status %d",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    size_t len = 0;
+    char *text = h_read_file(log, &len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "version 999 is newer than this build knows"), "log: %s", text);
+    free(text);
+    ck_assert_uint_eq(file_u32(db, 60, NULL), newer); /* not touched */
+    file_u32(db, 60, &ours);
+    h_start(&p, DIR_, NULL);
+    json_t *d = h_get_json(&p, "/v1/datasets/so", 200);
+    ck_assert_int_gt(json_integer_value(json_object_get(d, "rows")), 5000);
+    json_decref(d);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
 }
 END_TEST
@@ -243,6 +309,7 @@ Suite *durability_suite(void)
     TCase *tc = tcase_create("durability");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, upload_survives_kill_9);
+    tcase_add_test(tc, newer_database_is_refused);
     tcase_add_test(tc, job_resumes_after_sigterm);
     tcase_add_test(tc, job_resumes_after_kill_9);
     suite_add_tcase(s, tc);
