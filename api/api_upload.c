@@ -126,9 +126,11 @@ void api__upload_begin(struct api_server *a, struct MHD_Connection *c, api__req 
             opt.missing = CSV_MISSING_DROP;
         else if (!strcmp(m, "fill"))
             opt.missing = CSV_MISSING_FILL;
+        else if (!strcmp(m, "keep"))
+            opt.missing = CSV_MISSING_KEEP;
         else
             set_err(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "missing",
-                    "'missing' must be error, drop or fill");
+                    "'missing' must be error, drop, fill or keep");
     }
     if (enc && strcasecmp(enc, "identity") != 0 && strcasecmp(enc, "gzip") != 0 &&
         strcasecmp(enc, "x-gzip") != 0)

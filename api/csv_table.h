@@ -48,7 +48,15 @@
 #include "api/csv_reader.h"
 
 typedef enum { CSV_COL_NUMBER = 0, CSV_COL_CATEGORY = 1 } csv_col_type;
-typedef enum { CSV_MISSING_ERROR = 0, CSV_MISSING_DROP = 1, CSV_MISSING_FILL = 2 } csv_missing;
+/* KEEP stores a missing cell as NaN (a number column's value, a category
+ * column's level index): a multi-task job masks a missing target out of
+ * that task's loss and imputes a missing input with its training mean. */
+typedef enum {
+    CSV_MISSING_ERROR = 0,
+    CSV_MISSING_DROP = 1,
+    CSV_MISSING_FILL = 2,
+    CSV_MISSING_KEEP = 3,
+} csv_missing;
 
 typedef struct {
     char delimiter;     /* ',' default */

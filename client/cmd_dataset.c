@@ -20,7 +20,7 @@
 
 const cli_opt cli_dataset_upload_opts[] = {
     {"name", 0, "N", "dataset name (default: FILE's basename without its extension)"},
-    {"missing", 0, "POLICY", "missing cells: error, drop or fill (default: the server's)"},
+    {"missing", 0, "POLICY", "missing cells: error, drop, fill or keep (default: the server's)"},
     {"delimiter", 0, "C", "field separator, one character such as , or ; (or 'tab')"},
     {"no-header", 0, NULL, "the file has no header row: columns are named c0, c1, ..."},
     {NULL, 0, NULL, NULL},

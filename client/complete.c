@@ -17,7 +17,7 @@
 static const struct {
     const char *opt, *words;
 } choices[] = {
-    {"missing", "error drop fill"},
+    {"missing", "error drop fill keep"},
     {"kind", "classification regression"},
     {"state", "queued running succeeded failed cancelled"},
     {"generator", "sinusoid"},

@@ -34,7 +34,7 @@ typedef cli_command command;
 static const command commands[] = {
     {NULL, "health", "", 0, 0, NULL, "check that the server answers", cli_cmd_health},
     {NULL, "version", "", 0, 0, NULL, "print mtlctl's version", cli_cmd_version},
-    {"dataset", "upload", "FILE [--name N] [--missing error|drop|fill] [--delimiter C] [--no-header]", 1, 1,
+    {"dataset", "upload", "FILE [--name N] [--missing error|drop|fill|keep] [--delimiter C] [--no-header]", 1, 1,
      cli_dataset_upload_opts, "upload a CSV file (streamed from disk; '-' reads stdin)",
      cli_cmd_dataset_upload},
     {"dataset", "list", "[--limit N] [--offset N]", 0, 0, cli_list_opts, "list datasets",

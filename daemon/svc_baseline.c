@@ -38,7 +38,7 @@ int svc__train_alone(const svc__spec *sp, const svc__jobdata *jd, int t,
     const int B = sp->batch_size, n_in = jd->n_in;
     const svc__jd_task *tk = &jd->task[t];
     eng_mtl *model = NULL;
-    float *m = NULL, *v = NULL, *xb = NULL, *yb = NULL;
+    float *m = NULL, *v = NULL, *xb = NULL, *yb = NULL, *rw = NULL;
     uint32_t *perm = NULL;
     int rc = SVC_ENOMEM;
     if (eng_mtl_new(&ms, B, &model) != ENG_OK)
@@ -49,14 +49,16 @@ int svc__train_alone(const svc__spec *sp, const svc__jobdata *jd, int t,
     xb = malloc((size_t)B * (size_t)n_in * sizeof *xb);
     yb = malloc((size_t)B * sizeof *yb);
     perm = malloc(jd->n_train * sizeof *perm);
-    if (!m || !v || !xb || !yb || !perm)
+    rw = tk->n_missing ? malloc((size_t)B * sizeof *rw) : NULL;
+    if (!m || !v || !xb || !yb || !perm || (tk->n_missing && !rw))
         goto done;
     eng_rng init;
     eng_rng_seed(&init, sp->seed);
     eng_mtl_init(model, &init);
     const size_t spe = (jd->n_train + (size_t)B - 1) / (size_t)B;
     long cur = -1;
-    eng_task_batch tb = {.y = yb, .class_weight = tk->class_weight, .lambda = 1.0};
+    eng_task_batch tb = {.y = yb, .row_weight = rw, .class_weight = tk->class_weight,
+                         .lambda = 1.0};
     for (int64_t step = 0; step < steps; step++) {
         if ((cancel && atomic_load(cancel)) || (stopping && atomic_load(stopping))) {
             rc = SVC_ECONFLICT;
@@ -75,6 +77,8 @@ int svc__train_alone(const svc__spec *sp, const svc__jobdata *jd, int t,
             memcpy(xb + (size_t)i * (size_t)n_in, jd->x + (size_t)row * (size_t)n_in,
                    (size_t)n_in * sizeof *xb);
             yb[i] = tk->y[row];
+            if (rw) /* a missing target is masked out */
+                rw[i] = isnan(yb[i]) ? 0.0f : 1.0f;
         }
         eng_rng drop;
         eng_rng_seed(&drop, sp->seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(step + 1)));
@@ -96,5 +100,6 @@ done:
     free(xb);
     free(yb);
     free(perm);
+    free(rw);
     return rc;
 }

@@ -385,7 +385,9 @@ int svc_dataset_rows(svc *s, const char *key, int64_t offset, int64_t limit, jso
         for (int c = 0; c < d.cols; c++) {
             float v = buf[r * d.cols + c];
             json_t *levels = json_object_get(json_array_get(cols, (size_t)c), "levels");
-            if (levels)
+            if (isnan(v)) /* a missing cell kept by ?missing=keep */
+                json_array_append_new(row, json_null());
+            else if (levels)
                 json_array_append(row, json_array_get(levels, (size_t)v));
             else
                 json_array_append_new(row, json_real(v));

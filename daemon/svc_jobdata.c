@@ -177,11 +177,13 @@ static int numeric_classes(const float *data, size_t rows, int cols, int c, svc_
     float *v = malloc(rows * sizeof *v);
     if (!v)
         return svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+    size_t nv = 0;
     for (size_t r = 0; r < rows; r++)
-        v[r] = data[r * (size_t)cols + (size_t)c];
-    qsort(v, rows, sizeof *v, cmp_float);
+        if (!isnan(data[r * (size_t)cols + (size_t)c]))
+            v[nv++] = data[r * (size_t)cols + (size_t)c];
+    qsort(v, nv, sizeof *v, cmp_float);
     size_t k = 0;
-    for (size_t r = 0; r < rows; r++)
+    for (size_t r = 0; r < nv; r++)
         if (r == 0 || v[r] != v[k - 1])
             v[k++] = v[r];
     if (k > MAX_CLASSES) {
@@ -203,8 +205,8 @@ static int numeric_classes(const float *data, size_t rows, int cols, int c, svc_
     }
     for (size_t r = 0; r < rows; r++) {
         float x = data[r * (size_t)cols + (size_t)c];
-        float *hit = bsearch(&x, v, k, sizeof *v, cmp_float);
-        t->y[r] = (float)(hit - v);
+        float *hit = isnan(x) ? NULL : bsearch(&x, v, k, sizeof *v, cmp_float);
+        t->y[r] = hit ? (float)(hit - v) : NAN; /* NaN: missing, masked out */
     }
     free(v);
     return SVC_OK;
@@ -305,6 +307,8 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
             for (size_t r = 0; r < rows; r++)
                 t->y[r] = data[r * (size_t)ncols + (size_t)c];
         }
+        for (size_t r = 0; r < rows; r++)
+            t->n_missing += isnan(t->y[r]);
         if (t->classification && t->n_classes < 2) {
             rc = svc__fail(e, SVC_EINVAL, "tasks", "task '%s': the target has only one class",
                            t->name);
@@ -360,7 +364,8 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
             json_t *levels = json_object_get(json_array_get(cols, (size_t)c), "levels");
             if (levels) {
                 size_t nl = json_array_size(levels);
-                size_t li = (size_t)srcrow[c];
+                /* a missing category (NaN) is all zeros before standardising */
+                size_t li = isnan(srcrow[c]) ? nl : (size_t)srcrow[c];
                 if (li < nl)
                     dst[k + (int)li] = 1.0f;
                 k += (int)nl;
@@ -375,19 +380,42 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
     for (int i = 0; i < jd->n_tasks && strat_task < 0; i++)
         if (jd->task[i].classification)
             strat_task = i;
-    if (strat_task >= 0)
+    if (strat_task >= 0) /* rows missing that target make a stratum of their own */
         for (size_t r = 0; r < rows; r++)
-            strata[r] = (int)jd->task[strat_task].y[r];
+            strata[r] = isnan(jd->task[strat_task].y[r]) ? jd->task[strat_task].n_classes
+                                                           : (int)jd->task[strat_task].y[r];
     eng_rng rng;
     eng_rng_seed(&rng, sp->seed ^ 0x5eed5917ULL);
     if (eng_split(strat_task >= 0 ? strata : NULL,
-                  strat_task >= 0 ? jd->task[strat_task].n_classes : 1, rows, sp->test_fraction,
+                  strat_task >= 0 ? jd->task[strat_task].n_classes +
+                                        (jd->task[strat_task].n_missing > 0)
+                                  : 1,
+                  rows,
+                  sp->test_fraction,
                   &rng, jd->train, &jd->n_train, jd->test, &jd->n_test) != ENG_OK ||
         jd->n_train == 0 || jd->n_test == 0) {
         rc = svc__fail(e, SVC_EINVAL, "test_fraction",
                        "cannot split %zu rows into train and test with test_fraction %g", rows,
                        sp->test_fraction);
         goto done;
+    }
+
+    /* A missing number input (NaN, ?missing=keep) takes its column's mean
+     * over the training rows that have it, so it standardises to 0. */
+    for (int c = 0; c < n_in; c++) {
+        double sum = 0;
+        size_t cnt = 0;
+        for (size_t k = 0; k < jd->n_train; k++) {
+            float v = jd->x[(size_t)jd->train[k] * (size_t)n_in + (size_t)c];
+            if (!isnan(v)) {
+                sum += v;
+                cnt++;
+            }
+        }
+        for (size_t r = 0; r < rows; r++)
+            if (isnan(jd->x[r * (size_t)n_in + (size_t)c])) {
+                jd->x[r * (size_t)n_in + (size_t)c] = cnt ? (float)(sum / (double)cnt) : 0.0f;
+            }
     }
 
     /* Standardise inputs and regression targets with training statistics. */
@@ -401,8 +429,19 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
                 rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
                 goto done;
             }
+            size_t labelled = 0;
             for (size_t k = 0; k < jd->n_train; k++)
-                count[(int)t->y[jd->train[k]]]++;
+                if (!isnan(t->y[jd->train[k]])) {
+                    count[(int)t->y[jd->train[k]]]++;
+                    labelled++;
+                }
+            if (labelled == 0) {
+                free(count);
+                rc = svc__fail(e, SVC_EINVAL, "tasks",
+                               "task '%s': no training row has its target (all missing)",
+                               t->name);
+                goto done;
+            }
             if (json_object_get(defs[i], "class_weight")) {
                 t->class_weight = malloc((size_t)t->n_classes * sizeof *t->class_weight);
                 if (!t->class_weight) {
@@ -413,20 +452,32 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
                 /* "balanced" as in scikit-learn: n / (k * n_c). */
                 for (int c = 0; c < t->n_classes; c++)
                     t->class_weight[c] =
-                        count[c] ? (float)((double)jd->n_train / ((double)t->n_classes * (double)count[c]))
+                        count[c] ? (float)((double)labelled / ((double)t->n_classes * (double)count[c]))
                                  : 0.0f;
             }
             free(count);
         } else {
             double sum = 0, sq = 0;
+            size_t labelled = 0;
             for (size_t k = 0; k < jd->n_train; k++)
-                sum += t->y[jd->train[k]];
-            t->y_mean = sum / (double)jd->n_train;
+                if (!isnan(t->y[jd->train[k]])) {
+                    sum += t->y[jd->train[k]];
+                    labelled++;
+                }
+            if (labelled == 0) {
+                rc = svc__fail(e, SVC_EINVAL, "tasks",
+                               "task '%s': no training row has its target (all missing)",
+                               t->name);
+                goto done;
+            }
+            t->y_mean = sum / (double)labelled;
             for (size_t k = 0; k < jd->n_train; k++) {
+                if (isnan(t->y[jd->train[k]]))
+                    continue;
                 double dv = t->y[jd->train[k]] - t->y_mean;
                 sq += dv * dv;
             }
-            t->y_std = sqrt(sq / (double)jd->n_train);
+            t->y_std = sqrt(sq / (double)labelled);
             if (t->y_std < 1e-12)
                 t->y_std = 1;
             for (size_t r = 0; r < rows; r++)

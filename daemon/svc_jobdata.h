@@ -18,6 +18,7 @@ typedef struct {
     double y_mean, y_std;   /* regression: original = y * y_std + y_mean */
     float *class_weight;    /* [n_classes] or NULL */
     double lambda;          /* static task weight */
+    size_t n_missing;       /* rows whose target is missing (y NaN: masked out of the loss) */
 } svc__jd_task;
 
 typedef struct {

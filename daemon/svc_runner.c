@@ -52,6 +52,7 @@ typedef struct {
     float *m, *v;          /* Adam moments */
     float *xb;             /* [batch][n_in] */
     float *yb[ENG_MAX_TASKS];
+    float *rwb[ENG_MAX_TASKS]; /* row weights: 0 where the task's target is missing (or NULL) */
     uint32_t *perm;        /* the current epoch's row order */
     long perm_epoch;
     size_t spe;            /* steps per epoch */
@@ -115,6 +116,7 @@ static eng_mtl_spec model_spec(const svc__spec *sp, const svc__jobdata *jd)
 /* Per-task evaluation on a split: fills metrics into obj (new keys). */
 typedef struct {
     double loss, accuracy, macro_f1, mse, mae, r2;
+    size_t labelled;  /* held-out rows with this task's target (the rest are missing) */
     double base_accuracy, base_macro_f1, base_mse, base_mae, base_r2;
 } task_eval;
 
@@ -151,6 +153,7 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
     const size_t gate_len = (size_t)gate_levels * (size_t)jd->n_tasks * ENG_MOE_MAX_EXPERTS;
     if (gate_levels)
         memset(r->gate_mean, 0, gate_len * sizeof *r->gate_mean);
+    size_t nl[ENG_MAX_TASKS] = {0}; /* labelled rows so far, per task */
     for (size_t b = 0; b < n; b += (size_t)B) {
         int nb = (int)((n - b) < (size_t)B ? (n - b) : (size_t)B);
         if (r->slot && atomic_load(&r->slot->cancel)) {
@@ -173,6 +176,9 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
             svc__jd_task *tk = &jd->task[t];
             for (int i = 0; i < nb; i++) {
                 size_t row = rows[b + i];
+                if (isnan(tk->y[row]))
+                    continue; /* target missing: not part of this task's figures */
+                const size_t at = nl[t]++;
                 if (tk->classification) {
                     int k = tk->n_classes, best = 0;
                     const float *z = o + (size_t)i * k;
@@ -186,17 +192,20 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
                         se += exp((double)z[c] - mx);
                     int y = (int)tk->y[row];
                     out[t].loss += log(se) + mx - z[y];
-                    truth[t][b + i] = y;
-                    pred[t][b + i] = best;
+                    truth[t][at] = y;
+                    pred[t][at] = best;
                 } else {
-                    yt[t][b + i] = tk->y[row] * tk->y_std + tk->y_mean;
-                    yp[t][b + i] = o[i] * tk->y_std + tk->y_mean;
+                    yt[t][at] = tk->y[row] * tk->y_std + tk->y_mean;
+                    yp[t][at] = o[i] * tk->y_std + tk->y_mean;
                 }
             }
         }
     }
     for (int t = 0; t < jd->n_tasks; t++) {
         svc__jd_task *tk = &jd->task[t];
+        const size_t n_all = n;
+        n = nl[t];
+        out[t].labelled = n;
         if (tk->classification) {
             out[t].loss /= (double)n;
             out[t].accuracy = eng_accuracy(truth[t], pred[t], n);
@@ -205,7 +214,8 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
             size_t *cnt = scratch;
             memset(cnt, 0, (size_t)tk->n_classes * sizeof *cnt);
             for (size_t k = 0; k < jd->n_train; k++)
-                cnt[(int)tk->y[jd->train[k]]]++;
+                if (!isnan(tk->y[jd->train[k]]))
+                    cnt[(int)tk->y[jd->train[k]]]++;
             int maj = 0;
             for (int c = 1; c < tk->n_classes; c++)
                 if (cnt[c] > cnt[maj])
@@ -224,6 +234,7 @@ static int evaluate(run *r, const uint32_t *rows, size_t n, task_eval *out)
             eng_regression_metrics(yt[t], yp[t], n, &out[t].base_mse, &out[t].base_mae,
                                    &out[t].base_r2);
         }
+        n = n_all;
     }
     for (size_t i = 0; i < gate_len && n > 0; i++)
         r->gate_mean[i] /= (double)n;
@@ -404,6 +415,8 @@ static json_t *results_json(run *r, const task_eval *ev)
                 }
             json_object_set_new(o, "gates", g);
         }
+        if (r->jd.task[t].n_missing) /* figures over the rows that have the target */
+            json_object_set_new(o, "labelled", json_integer((json_int_t)ev[t].labelled));
         json_object_set_new(res, r->jd.task[t].name, o);
     }
     double lam[ENG_MAX_TASKS];
@@ -461,9 +474,11 @@ static int add_baselines(run *r, const task_eval *ev, const eng_opt_cfg *opt,
         const int cls = r->jd.task[t].classification;
         const double mm = cls ? ev[t].accuracy : ev[t].mse, bm = cls ? be.accuracy : be.mse;
         const double gain = svc__relative_gain(mm, bm, !cls);
-        json_t *o = cls ? json_pack("{s:f,s:f,s:f}", "accuracy", be.accuracy, "macro_f1",
-                                    be.macro_f1, "loss", be.loss)
-                        : json_pack("{s:f,s:f,s:f}", "mse", be.mse, "mae", be.mae, "r2", be.r2);
+        json_t *o = cls ? json_pack("{s:o,s:o,s:o}", "accuracy", num_or_null(be.accuracy),
+                                    "macro_f1", num_or_null(be.macro_f1), "loss",
+                                    num_or_null(be.loss))
+                        : json_pack("{s:o,s:o,s:o}", "mse", num_or_null(be.mse), "mae",
+                                    num_or_null(be.mae), "r2", num_or_null(be.r2));
         json_object_set_new(o, "metric", json_string(cls ? "accuracy" : "mse"));
         json_object_set_new(o, "delta", isfinite(gain) ? json_real(gain) : json_null());
         json_object_set_new(bl, r->jd.task[t].name, o);
@@ -1053,8 +1068,10 @@ static void run_free(run *r)
     free(r->m);
     free(r->v);
     free(r->xb);
-    for (int t = 0; t < ENG_MAX_TASKS; t++)
+    for (int t = 0; t < ENG_MAX_TASKS; t++) {
         free(r->yb[t]);
+        free(r->rwb[t]);
+    }
     free(r->perm);
     json_decref(r->from_note);
     svc__jobdata_clear(&r->jd);
@@ -1141,6 +1158,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     for (int t = 0; t < r.jd.n_tasks; t++) {
         r.yb[t] = malloc((size_t)r.sp.batch_size * sizeof *r.yb[t]);
         ok = ok && r.yb[t];
+        if (r.jd.task[t].n_missing) {
+            r.rwb[t] = malloc((size_t)r.sp.batch_size * sizeof *r.rwb[t]);
+            ok = ok && r.rwb[t];
+        }
     }
     if (!ok) {
         fail_job(&r, "out_of_memory", "out of memory allocating training buffers");
@@ -1238,12 +1259,15 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             uint32_t row = r.perm[lo + (size_t)i];
             memcpy(r.xb + (size_t)i * r.jd.n_in, r.jd.x + (size_t)row * r.jd.n_in,
                    (size_t)r.jd.n_in * sizeof(float));
-            for (int t = 0; t < r.jd.n_tasks; t++)
+            for (int t = 0; t < r.jd.n_tasks; t++) {
                 r.yb[t][i] = r.jd.task[t].y[row];
+                if (r.rwb[t]) /* a missing target is masked out of that task's loss only */
+                    r.rwb[t][i] = isnan(r.yb[t][i]) ? 0.0f : 1.0f;
+            }
         }
         for (int t = 0; t < r.jd.n_tasks; t++) {
             tb[t].y = r.yb[t];
-            tb[t].row_weight = NULL;
+            tb[t].row_weight = r.rwb[t];
             tb[t].class_weight = r.jd.task[t].class_weight;
             tb[t].lambda = r.jd.task[t].lambda;
         }

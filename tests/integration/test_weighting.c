@@ -259,6 +259,138 @@ START_TEST(weight_zero_means_zero)
 }
 END_TEST
 
+/* The Stack Overflow table with salary blanked in every third data row
+ * and remote kept only in the first 200 data rows (so most batches have no
+ * remote label at all); *n_sal and *n_rem get the blanked counts. */
+static char *csv_with_missing(size_t *len, int *n_sal, int *n_rem)
+{
+    size_t n = 0;
+    char *src = h_read_file(h_src("data/stackoverflow/stackoverflow.csv"), &n);
+    ck_assert(src != NULL);
+    char *out = malloc(n + 1), *o = out;
+    const char *line = src;
+    int row = -1; /* -1: the header */
+    *n_sal = *n_rem = 0;
+    while (line < src + n) {
+        const char *end = memchr(line, '\n', (size_t)(src + n - line));
+        size_t l = end ? (size_t)(end - line) : (size_t)(src + n - line);
+        if (row < 0 || l == 0) {
+            memcpy(o, line, l);
+            o += l;
+        } else {
+            /* the last two fields are salary, remote */
+            const char *c2 = line + l, *c1;
+            while (c2[-1] != ',')
+                c2--;
+            c1 = c2 - 1;
+            while (c1[-1] != ',')
+                c1--;
+            memcpy(o, line, (size_t)(c1 - line));
+            o += c1 - line;
+            if (row % 3 == 0)
+                (*n_sal)++;
+            else {
+                memcpy(o, c1, (size_t)(c2 - 1 - c1));
+                o += c2 - 1 - c1;
+            }
+            *o++ = ',';
+            if (row >= 200)
+                (*n_rem)++;
+            else {
+                memcpy(o, c2, (size_t)(line + l - c2));
+                o += line + l - c2;
+            }
+        }
+        *o++ = '\n';
+        row++;
+        line = end ? end + 1 : src + n;
+    }
+    free(src);
+    *len = (size_t)(o - out);
+    return out;
+}
+
+START_TEST(missing_targets_are_masked_per_task)
+{
+    size_t len;
+    int n_sal, n_rem;
+    char *csv = csv_with_missing(&len, &n_sal, &n_rem);
+    /* missing=error (the default) refuses it; missing=keep stores NaN */
+    h_resp r = h_req(&P, "POST", "/v1/datasets?name=holes", "text/csv", csv, len);
+    ck_assert_int_eq(r.status, 422);
+    h_resp_free(&r);
+    r = h_req(&P, "POST", "/v1/datasets?name=holes&missing=keep", "text/csv", csv, len);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    json_t *d = h_json(&r);
+    h_resp_free(&r);
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(d, "columns"), i, c)
+    {
+        const char *nm = json_string_value(json_object_get(c, "name"));
+        long long miss = json_integer_value(json_object_get(c, "missing"));
+        if (!strcmp(nm, "salary"))
+            ck_assert_int_eq(miss, n_sal);
+        else if (!strcmp(nm, "remote"))
+            ck_assert_int_eq(miss, n_rem);
+        else
+            ck_assert_int_eq(miss, 0);
+    }
+    json_decref(d);
+    json_t *rows = h_get_json(&P, "/v1/datasets/holes/rows?offset=0&limit=2", 200);
+    json_t *r0 = json_array_get(json_object_get(rows, "rows"), 0);
+    ck_assert(json_is_null(json_array_get(r0, json_array_size(r0) - 2))); /* salary of row 0 */
+    ck_assert(json_is_number(json_array_get(r0, json_array_size(r0) - 1)));
+    json_decref(rows);
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"hs\",\"dataset\":\"holes\",\"target\":\"salary\"}", 201));
+    json_decref(h_post_json(&P, "/v1/tasks",
+                            "{\"name\":\"hr\",\"dataset\":\"holes\",\"target\":\"remote\","
+                            "\"kind\":\"classification\"}",
+                            201));
+    /* static and pcgrad (one pass per present task: the absent one is
+     * skipped): every loss, weight and figure finite, never NaN */
+    static const char *const methods[] = {"static", "pcgrad"};
+    for (int k = 0; k < 2; k++) {
+        char spec[512];
+        snprintf(spec, sizeof spec,
+                 "{\"algorithm\":\"multitask\",\"tasks\":[\"hs\",\"hr\"],\"weighting\":\"%s\","
+                 "\"model\":{\"trunk\":[16]},\"epochs\":2,\"batch_size\":64,\"baselines\":true}",
+                 methods[k]);
+        long long id = submit(&P, spec);
+        json_t *j = h_wait_job(&P, id, 300);
+        ck_assert_msg(!strcmp(json_string_value(json_object_get(j, "state")), "succeeded"), "%s",
+                      json_dumps(j, 0));
+        json_t *res = json_object_get(j, "results");
+        long long test_rows = json_integer_value(json_object_get(json_object_get(res, "rows"), "test"));
+        long long ls = json_integer_value(json_object_get(json_object_get(res, "hs"), "labelled"));
+        long long lr = json_integer_value(json_object_get(json_object_get(res, "hr"), "labelled"));
+        /* the figures cover only rows with the target: about 2/3 for salary,
+         * about 200/5594 for remote (the split is stratified on remote, the
+         * missing rows forming a stratum of their own) */
+        ck_assert_msg(ls > 0 && ls < test_rows && lr > 0 && lr < test_rows / 10, "%lld %lld of %lld",
+                      ls, lr, test_rows);
+        ck_assert(isfinite(json_number_value(json_object_get(json_object_get(res, "hs"), "mse"))));
+        ck_assert(isfinite(json_number_value(json_object_get(json_object_get(res, "hr"), "loss"))));
+        ck_assert(json_is_number(json_object_get(res, "delta_mtl")));
+        json_t *ms = metrics_of(id);
+        json_t *m;
+        size_t q;
+        json_array_foreach(json_object_get(ms, "metrics"), q, m)
+        {
+            const char *nm = json_string_value(json_object_get(m, "name"));
+            if (!strcmp(nm, "loss") || !strcmp(nm, "weight"))
+                ck_assert_msg(json_is_number(json_object_get(m, "value")) &&
+                                  isfinite(json_number_value(json_object_get(m, "value"))),
+                              "%s: %s", methods[k], json_dumps(m, 0));
+        }
+        json_decref(ms);
+        json_decref(j);
+    }
+    free(csv);
+}
+END_TEST
+
 START_TEST(baselines_report_delta_mtl)
 {
     /* "baselines": true trains each task alone with the same budget; the
@@ -365,6 +497,7 @@ Suite *weighting_suite(void)
     tcase_add_test(tc, dwa_weights_follow_the_training_losses);
     tcase_add_test(tc, weight_zero_means_zero);
     tcase_add_test(tc, baselines_report_delta_mtl);
+    tcase_add_test(tc, missing_targets_are_masked_per_task);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("resume");
     tcase_set_timeout(tr, 600);
