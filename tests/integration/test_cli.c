@@ -720,7 +720,7 @@ START_TEST(bash_completion_from_the_command_table)
         ck_assert_msg(strstr(o, *w) != NULL, "top level lacks %s: %s", *w, o);
     free(o);
     o = complete_with_bash("dataset upload x.csv --missing \"\"", 5);
-    ck_assert_str_eq(o, "error\ndrop\nfill\n");
+    ck_assert_str_eq(o, "error\ndrop\nfill\nkeep\n");
     free(o);
     o = complete_with_bash("job list --st", 3);
     ck_assert_str_eq(o, "--state\n");
