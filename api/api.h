@@ -31,6 +31,7 @@ typedef struct {
     unsigned max_json_depth;   /* nesting of arrays/objects in a JSON body (0 = 32) */
     size_t max_header_bytes;   /* request header lines, summed (0 = 16 KiB): beyond, 431 */
     size_t max_uri;            /* path and query of a request (0 = 8 KiB): beyond, 414 */
+    unsigned sse_heartbeat;    /* seconds between ": heartbeat" comments on a quiet stream (0 = 15) */
     size_t max_import;         /* bytes of a POST /v1/checkpoints body (0 = 256 MiB) */
 } api_config;
 

@@ -565,6 +565,8 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         a->cfg.max_import = (size_t)256 << 20;
     if (!a->cfg.max_uri)
         a->cfg.max_uri = 8192;
+    if (!a->cfg.sse_heartbeat)
+        a->cfg.sse_heartbeat = 15;
     if (!a->cfg.max_header_bytes)
         a->cfg.max_header_bytes = 16384;
     if (!a->cfg.max_connections)

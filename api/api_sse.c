@@ -12,7 +12,7 @@
  * (MHD_suspend_connection) and returns 0. The training thread, publishing an
  * event, calls this stream's notify hook, which resumes the connection; a
  * ticker thread resumes every suspended stream once a second, so the
- * 15-second heartbeat is sent and a job that ended without an event (a
+ * heartbeat (--sse-heartbeat, 15 s) is sent and a job that ended without an event (a
  * queued job cancelled) is noticed. The trainer never waits for a reader:
  * it only flips a flag and pokes libmicrohttpd's wake-up pipe.
  *
@@ -36,7 +36,6 @@
 
 #include "api/api_internal.h"
 
-#define HEARTBEAT_S 15.0
 
 struct api__sse {
     struct api_server *srv;
@@ -149,7 +148,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
-        if (now_s() - x->last_write >= HEARTBEAT_S) {
+        if (now_s() - x->last_write >= (double)x->srv->cfg.sse_heartbeat) {
             static const char hb[] = ": heartbeat\n\n";
             if (set_pending(x, hb, sizeof hb - 1) != 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;

@@ -81,6 +81,8 @@ static const setting settings[] = {
      "bytes of a request's header lines together; more get 431"},
     {"max-uri", T_LONG, L(max_uri), "8192", 256, 262144,
      "bytes of a request's path and query; longer get 414"},
+    {"sse-heartbeat", T_LONG, L(sse_heartbeat), "15", 1, 300,
+     "seconds of silence on a GET /v1/jobs/{id}/events stream before a ': heartbeat' comment"},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

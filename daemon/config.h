@@ -31,6 +31,7 @@ typedef struct {
     long max_json_depth;
     long max_header_bytes;
     long max_uri;
+    long sse_heartbeat;
     long max_model_bytes;
     long status_interval;
     int insecure;

@@ -224,6 +224,7 @@ int main(int argc, char **argv)
         .max_json_depth = (unsigned)cfg.max_json_depth,
         .max_header_bytes = (size_t)cfg.max_header_bytes,
         .max_uri = (size_t)cfg.max_uri,
+        .sse_heartbeat = (unsigned)cfg.sse_heartbeat,
         .max_import = (size_t)cfg.max_import,
     };
     api_server *api = api_start(&ac, s, err, sizeof err);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +35,7 @@ static void setup(void)
 {
     h_tmpdir(DIR_, sizeof DIR_);
     const char *extra[] = {"--workers", "1", "--sse-watchers", "1", "--predict-rows", "2000",
-                           NULL};
+                           "--sse-heartbeat", "1", NULL};
     h_start(&P, DIR_, extra);
     json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
     json_decref(h_post_json(&P, "/v1/tasks",
@@ -642,6 +643,49 @@ START_TEST(cancel_reports_the_state)
 }
 END_TEST
 
+/* A quiet stream (a queued job behind a running one) gets ": heartbeat"
+ * comments after --sse-heartbeat seconds of silence (1 here; 15 by
+ * default), and a cancel then ends it with the final state. */
+START_TEST(a_quiet_stream_gets_heartbeats)
+{
+    long long run = submit(100000), queued = submit(100000); /* one worker */
+    int fd = t_connect(&P);
+    ck_assert(fd >= 0);
+    char req[256];
+    snprintf(req, sizeof req,
+             "GET /v1/jobs/%lld/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
+             queued);
+    ck_assert(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[8192];
+    size_t got = 0;
+    time_t t0 = time(NULL);
+    while (got + 1 < sizeof buf && time(NULL) - t0 < 60) {
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = 0;
+        if (strstr(buf, "\n: heartbeat\n"))
+            break;
+    }
+    buf[got] = 0;
+    ck_assert_msg(!strncmp(buf, "HTTP/1.1 200 ", 13), "%s", buf);
+    ck_assert_msg(strstr(buf, "\n: heartbeat\n") != NULL, "no heartbeat in:\n%s", buf);
+    close(fd);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", queued);
+    h_resp c = h_req(&P, "POST", path, NULL, NULL, 0);
+    ck_assert_int_eq(c.status, 200);
+    h_resp_free(&c);
+    snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", run);
+    c = h_req(&P, "POST", path, NULL, NULL, 0);
+    ck_assert(c.status == 200 || c.status == 202);
+    h_resp_free(&c);
+}
+END_TEST
+
 Suite *api_live_suite(void);
 Suite *api_live_suite(void)
 {
@@ -655,6 +699,7 @@ Suite *api_live_suite(void)
     tcase_add_test(tc, watcher_limit_and_a_cancelled_job_ends_its_stream);
     tcase_add_test(tc, r2_of_a_constant_target_is_null);
     tcase_add_test(tc, cancel_reports_the_state);
+    tcase_add_test(tc, a_quiet_stream_gets_heartbeats);
     suite_add_tcase(s, tc);
     return s;
 }
