@@ -209,9 +209,12 @@ START_TEST(upload_over_100_mb_with_bounded_memory)
     unlink(path);
     expect_rc(&r, 0, "upload of a 105 MB file");
     ck_assert_str_eq(r.out, "1\n");
-    /* streamed: the client's peak memory is a small fraction of the file */
+    /* streamed: the client's peak memory is a small fraction of the file
+     * (not under ASan, whose quarantine keeps up to 256 MiB of freed blocks) */
+#ifndef MTLD_TEST_SANITIZE
     ck_assert_msg(r.maxrss_kb > 0 && r.maxrss_kb < 48 * 1024,
                   "mtlctl peaked at %ld KiB for a %lld-byte file", r.maxrss_kb, bytes);
+#endif
     c_result_free(&r);
     json_t *d = h_get_json(&P, "/v1/datasets/1", 200);
     ck_assert_int_eq(json_integer_value(json_object_get(d, "rows")), rows);
