@@ -124,6 +124,26 @@ int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *s
 
 #endif
 
+/* ---- small products (gemm.c) ---------------------------------------------
+ *
+ * eng__gemm: row-major C = op(A) op(B) + beta C, beta 0 or 1 (with beta 0, C
+ * is only written), op(X) = X or Xᵀ as ta/tb say; M, N, K >= 1. Products of
+ * at most ENG__GEMM_SMALL multiply-adds (and not both transposed) run as
+ * plain C loops — below that size a BLAS call's fixed cost rivals the
+ * arithmetic (see gemm.c) — the rest through ENG__GEMM. eng__gemm_small and
+ * eng__gemm_blas are the two paths alone (any shape), for the tests that
+ * hold one against the other (tests/unit/engine/test_gemm.c, the one test
+ * that includes this header). None allocates; all are deterministic. */
+#ifndef ENG__GEMM_SMALL
+#define ENG__GEMM_SMALL 65536
+#endif
+void eng__gemm(int ta, int tb, int M, int N, int K, const eng_real *A, int lda,
+               const eng_real *B, int ldb, int beta, eng_real *C, int ldc);
+void eng__gemm_small(int ta, int tb, int M, int N, int K, const eng_real *A, int lda,
+                     const eng_real *B, int ldb, int beta, eng_real *C, int ldc);
+void eng__gemm_blas(int ta, int tb, int M, int N, int K, const eng_real *A, int lda,
+                    const eng_real *B, int ldb, int beta, eng_real *C, int ldc);
+
 /* ---- layers (layer.c, act.c, layernorm.c, dropout.c) ---------------------
  *
  * A layer maps a batch of n rows of `in` features to n rows of `out`

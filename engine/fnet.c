@@ -184,14 +184,24 @@ void eng_fnet_init(const eng_fnet *f, eng_real *params, eng_rng *rng)
     }
 }
 
-/* C = op(A) op(B) + beta C, row-major: the one BLAS entry point of this
- * file (a plain-loop path for products with a dimension of 1 was measured
- * and was no faster than OpenBLAS on the 1→40→40→1 sinusoid net). */
+/* C = op(A) op(B) + beta C (beta 0 or 1), row-major: every product of this
+ * file goes through eng__gemm (gemm.c), which runs the small per-task
+ * products as vectorised loops and hands larger ones to BLAS. */
 static void gemm(int ta, int tb, int M, int N, int K, const eng_real *A, int lda,
                  const eng_real *B, int ldb, eng_real beta, eng_real *C, int ldc)
 {
-    ENG__GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-              N, K, (eng_real)1, A, lda, B, ldb, beta, C, ldc);
+    eng__gemm(ta, tb, M, N, K, A, lda, B, ldb, beta != 0, C, ldc);
+}
+
+/* y [n][k] += b [k] on every row (row loops: an index i % k per element
+ * costs a division each). */
+static void add_bias_rows(eng_real *restrict y, const eng_real *restrict b, int n, int k)
+{
+    for (int i = 0; i < n; i++) {
+        eng_real *restrict yi = y + (size_t)i * k;
+        for (int j = 0; j < k; j++)
+            yi[j] += b[j];
+    }
 }
 
 /* z = x·Wᵀ (+ b) over n rows; then σ if hidden. */
@@ -201,10 +211,8 @@ static void layer_forward(const eng_fnet *f, int l, const eng_real *params, cons
     const int in = f->s.dims[l - 1], out = f->s.dims[l];
     const eng_real *w = params + f->w_off[l], *b = params + f->b_off[l];
     gemm(0, 1, n, out, in, x, in, w, in, (eng_real)0, y, out);
-    const size_t cnt = (size_t)n * (size_t)out;
     if (l == f->s.n_layers) {
-        for (size_t i = 0; i < cnt; i++)
-            y[i] += b[i % (size_t)out];
+        add_bias_rows(y, b, n, out);
     } else if (f->s.act == ENG_FNET_RELU) {
         for (int i = 0; i < n; i++) {
             eng_real *yi = y + (size_t)i * out;
@@ -410,8 +418,7 @@ int eng_fnet_hvp(eng_fnet *f, int tape, const eng_real *params, const eng_real *
         if (ra_live[l - 1])
             gemm(0, 1, n, out, in, f->ra[l - 1], in, params + f->w_off[l], in, (eng_real)1, rz,
                  out);
-        for (size_t i = 0; i < cnt; i++)
-            rz[i] += vb[i % (size_t)out];
+        add_bias_rows(rz, vb, n, out);
         if (l < L) {
             const eng_real *restrict a = tp->a[l];
             eng_real *restrict ra = f->ra[l];

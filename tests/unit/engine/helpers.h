@@ -24,6 +24,7 @@ Suite *prep_suite(void);
 Suite *loss_suite(void);
 Suite *mtl_suite(void);
 Suite *weighting_suite(void);
+Suite *gemm_suite(void); /* engine/gemm.c's small products against BLAS */
 Suite *grad_suite(void); /* NULL in the float build */
 Suite *moe_suite(void);  /* mixtures of experts (test_moe.c) */
 Suite *synthetic_suite(void); /* the MMoE paper's synthetic benchmark; NULL in double */

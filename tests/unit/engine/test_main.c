@@ -19,6 +19,7 @@ int main(void)
     Suite *syn = synthetic_suite();
     if (syn)
         srunner_add_suite(sr, syn);
+    srunner_add_suite(sr, gemm_suite());
     Suite *g = grad_suite();
     if (g)
         srunner_add_suite(sr, g);
