@@ -124,6 +124,18 @@ int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *s
 
 #endif
 
+/* ENG__CLONES on a function compiles it three times — for x86-64-v4,
+ * x86-64-v3 (AVX2+FMA) and the baseline — and picks one by the CPU once at
+ * load time (GCC's target_clones), so the engine's hot loops vectorise at
+ * the machine's width while one binary still runs anywhere. Outside
+ * gemm.c, floating-point contraction stays off (ISO C mode), so every clone
+ * of an element-wise loop computes bit-identical results. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ENG_NO_CLONES)
+#define ENG__CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ENG__CLONES
+#endif
+
 /* ---- small products (gemm.c) ---------------------------------------------
  *
  * eng__gemm: row-major C = op(A) op(B) + beta C, beta 0 or 1 (with beta 0, C

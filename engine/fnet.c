@@ -205,8 +205,8 @@ static void add_bias_rows(eng_real *restrict y, const eng_real *restrict b, int 
 }
 
 /* z = x·Wᵀ (+ b) over n rows; then σ if hidden. */
-static void layer_forward(const eng_fnet *f, int l, const eng_real *params, const eng_real *x,
-                          int n, eng_real *y)
+ENG__CLONES static void layer_forward(const eng_fnet *f, int l, const eng_real *params,
+                                      const eng_real *x, int n, eng_real *y)
 {
     const int in = f->s.dims[l - 1], out = f->s.dims[l];
     const eng_real *w = params + f->w_off[l], *b = params + f->b_off[l];
@@ -250,15 +250,29 @@ const eng_real *eng_fnet_output(const eng_fnet *f, int tape)
     return f->tapes[tape].a[f->s.n_layers];
 }
 
-/* Column sums of m [n][k] into out [k] (overwrite). */
-static void colsum(const eng_real *m, int n, int k, eng_real *out)
+/* Column sums of m [n][k] into out [k] (overwrite), eight columns at a
+ * time held in registers over the rows: summing row after row into out
+ * itself re-reads each store at another width (a store-forwarding stall
+ * per row on the 40-wide layers). Each column is still summed in row
+ * order, so the result is the same. */
+static void colsum(const eng_real *restrict m, int n, int k, eng_real *restrict out)
 {
-    for (int j = 0; j < k; j++)
-        out[j] = 0;
-    for (int i = 0; i < n; i++) {
-        const eng_real *mi = m + (size_t)i * k;
-        for (int j = 0; j < k; j++)
-            out[j] += mi[j];
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        eng_real acc[8] = {0};
+        for (int i = 0; i < n; i++) {
+            const eng_real *restrict mi = m + (size_t)i * k + j;
+            for (int u = 0; u < 8; u++)
+                acc[u] += mi[u];
+        }
+        for (int u = 0; u < 8; u++)
+            out[j + u] = acc[u];
+    }
+    for (; j < k; j++) {
+        eng_real acc = 0;
+        for (int i = 0; i < n; i++)
+            acc += m[(size_t)i * k + j];
+        out[j] = acc;
     }
 }
 
@@ -287,7 +301,8 @@ static void relu_mask(eng_real *dst, const eng_real *src, const eng_real *restri
 }
 
 /* Backward from tp->d[L] (already holding Δ_L): fills grad, Δ_l and G_l. */
-static void backward_tape(eng_fnet *f, tape_t *tp, const eng_real *params, eng_real *grad)
+ENG__CLONES static void backward_tape(eng_fnet *f, tape_t *tp, const eng_real *params,
+                                      eng_real *grad)
 {
     const int L = f->s.n_layers, n = tp->n;
     for (int l = L; l >= 1; l--) {
@@ -389,8 +404,8 @@ static int all_zero(const eng_real *v, size_t n)
     return 1;
 }
 
-int eng_fnet_hvp(eng_fnet *f, int tape, const eng_real *params, const eng_real *v,
-                 eng_real *hv)
+ENG__CLONES int eng_fnet_hvp(eng_fnet *f, int tape, const eng_real *params, const eng_real *v,
+                             eng_real *hv)
 {
     if (!f || !params || !v || !hv || v == hv || tape < 0 || tape >= f->n_tapes ||
         !f->tapes[tape].has_loss)

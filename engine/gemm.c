@@ -29,12 +29,7 @@
 
 #include "engine/eng__internal.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(ENG_NO_CLONES)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
+#define CLONES ENG__CLONES
 #if defined(__GNUC__)
 #define INLINE static inline __attribute__((always_inline))
 #else
@@ -44,6 +39,7 @@
 #define V ((int)(32 / sizeof(eng_real))) /* elements of a 256-bit vector */
 #define NR (2 * V)                       /* tile columns: two vectors */
 #define MR 4                             /* tile rows */
+#define MR5 5 /* tile rows when M is a multiple of 5 but not of 4 (10 rows: 5 + 5, not 4 + 4 + 2) */
 #define KT 64                            /* NT: rows of the transposed panel */
 
 #if defined(__GNUC__)
@@ -58,7 +54,7 @@ INLINE void tile_vec(const int mr, const int nv, int K, const eng_real *restrict
                      size_t acs, const eng_real *restrict B, size_t ldb, int beta,
                      eng_real *restrict C, size_t ldc)
 {
-    vec acc[MR][NR / V];
+    vec acc[MR5][NR / V];
     for (int r = 0; r < mr; r++)
         for (int q = 0; q < nv; q++)
             acc[r][q] = (vec){0};
@@ -102,7 +98,7 @@ INLINE void tile_ax(const int mr, const int nr, int K, const eng_real *restrict 
                     size_t acs, const eng_real *restrict B, size_t ldb, int beta,
                     eng_real *restrict C, size_t ldc)
 {
-    eng_real acc[MR][NR];
+    eng_real acc[MR5][NR];
     for (int r = 0; r < mr; r++)
         for (int u = 0; u < nr; u++)
             acc[r][u] = 0;
@@ -143,6 +139,10 @@ CLONES static void gemm_ax(int M, int N, int K, const eng_real *A, size_t ars, s
                            const eng_real *B, size_t ldb, int beta, eng_real *C, size_t ldc)
 {
     int i = 0;
+    if (M % MR && M % MR5 == 0)
+        for (; i + MR5 <= M; i += MR5)
+            rows_ax(MR5, N, K, A + (size_t)i * ars, ars, acs, B, ldb, beta, C + (size_t)i * ldc,
+                    ldc);
     for (; i + MR <= M; i += MR)
         rows_ax(MR, N, K, A + (size_t)i * ars, ars, acs, B, ldb, beta, C + (size_t)i * ldc, ldc);
     for (; i + 2 <= M; i += 2)
@@ -225,6 +225,10 @@ CLONES static void gemm_nt(int M, int N, int K, const eng_real *A, size_t lda,
             eng_real *Cj = C + j;
             int i = 0;
             if (nc == NR) {
+                if (M % MR && M % MR5 == 0)
+                    for (; i + MR5 <= M; i += MR5)
+                        TILE_NR(MR5, kc, Ak + (size_t)i * lda, lda, 1, bt, NR, bb,
+                                Cj + (size_t)i * ldc, ldc);
                 for (; i + MR <= M; i += MR)
                     TILE_NR(MR, kc, Ak + (size_t)i * lda, lda, 1, bt, NR, bb,
                             Cj + (size_t)i * ldc, ldc);
@@ -232,6 +236,10 @@ CLONES static void gemm_nt(int M, int N, int K, const eng_real *A, size_t lda,
                     TILE_NR(1, kc, Ak + (size_t)i * lda, lda, 1, bt, NR, bb,
                             Cj + (size_t)i * ldc, ldc);
             } else {
+                if (M % MR && M % MR5 == 0)
+                    for (; i + MR5 <= M; i += MR5)
+                        rows_ax(MR5, nc, kc, Ak + (size_t)i * lda, lda, 1, bt, NR, bb,
+                                Cj + (size_t)i * ldc, ldc);
                 for (; i + MR <= M; i += MR)
                     rows_ax(MR, nc, kc, Ak + (size_t)i * lda, lda, 1, bt, NR, bb,
                             Cj + (size_t)i * ldc, ldc);

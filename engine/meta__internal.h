@@ -16,7 +16,7 @@ struct eng_meta {
     size_t nmeta;       /* meta-parameters (np, or 2 np for metasgd) */
     size_t head_lo;     /* ANIL: the head is params[head_lo .. np) */
     int n_tapes;
-    eng_real *theta_k;  /* [(K+1) np]: θ_0 .. θ_K of the current task */
+    eng_real *theta_k;  /* [(K+1) np]: θ_k at k np, k >= 1 (θ_0 is read in place) */
     eng_real *gk;       /* [max(K,1) np]: ∇L_s(θ_k) (metasgd's α-gradient needs them) */
     eng_real *v, *hv, *u, *fast, *gtmp; /* [np] each */
     /* protonet */

@@ -35,8 +35,9 @@ static void check_case(eng_rng *r, int ta, int tb, int M, int N, int K, int beta
     const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     const int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
     eng_real *A = malloc((size_t)ar * lda * sizeof *A), *B = malloc((size_t)br * ldb * sizeof *B);
-    eng_real *C0 = malloc((size_t)M * ldc * sizeof *C0), *Cs = malloc((size_t)M * ldc * sizeof *Cs),
-             *Cb = malloc((size_t)M * ldc * sizeof *Cb), *Cs2 = malloc((size_t)M * ldc * sizeof *Cs2);
+    const size_t nc = (size_t)M * ldc;
+    eng_real *C0 = malloc(nc * sizeof *C0), *Cs = malloc(nc * sizeof *Cs),
+             *Cb = malloc(nc * sizeof *Cb), *Cs2 = malloc(nc * sizeof *Cs2);
     ck_assert_ptr_nonnull(A);
     ck_assert_ptr_nonnull(B);
     ck_assert_ptr_nonnull(C0);
