@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api_internal.h"
 
@@ -113,7 +114,7 @@ int api__authorized(struct api_server *a, struct MHD_Connection *c)
     if (a->n_tokens == 0)
         return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7) != 0 || !h[7])
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 /* RFC 7235: the scheme is case-insensitive */ || !h[7])
         return 0;
     unsigned char d[API__SHA256_LEN];
     api__sha256(h + 7, strlen(h + 7), d);

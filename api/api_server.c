@@ -174,6 +174,11 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
         memcpy(r->params, params, sizeof params);
         break;
     }
+    /* Without the token, an unknown path is 401 like a known one: which
+     * routes exist is not told to a client that may not use them. */
+    if (!r->route && strcmp(url, "/v1/health") != 0 && !api__authorized(a, c))
+        return api__reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+                                "a valid 'Authorization: Bearer TOKEN' header is required");
     if (!r->route) {
         if (path_matched) {
             allowed_methods(url, r->allow, sizeof r->allow);

@@ -28,6 +28,7 @@
  * for each other; the query goes through in batches of QBATCH rows so the
  * learner's memory is bounded whatever the query size.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,7 +341,8 @@ int svc_job_adapt(svc *s, const char *key, json_t *req, size_t max_rows, json_t 
             char field[64];
             snprintf(field, sizeof field, "support.labels[%zu]", i);
             if (gen) {
-                if (!json_is_number(lv) || !isfinite(json_number_value(lv))) {
+                if (!json_is_number(lv) || !isfinite(json_number_value(lv)) ||
+                    fabs(json_number_value(lv)) > FLT_MAX) {
                     rc = svc__fail(e, SVC_EINVAL, field,
                                    "'%s' must be a finite number (this model regresses)", field);
                     goto done;

@@ -1,6 +1,7 @@
 /*
  * daemon/svc_rows.c — client rows to model inputs (svc_rows.h).
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,9 +125,16 @@ int svc__inputs_encode(const svc__inputs *in, json_t *row, const char *where, si
             return svc__fail(e, SVC_EINVAL, field, "'%s': the column '%s' is missing", field,
                              c->name);
         if (c->n_levels == 0) {
+            /* The engine computes in float32: a larger value would become
+             * inf there and come back as a made-up prediction (as an upload
+             * refuses it, so does a request). */
             if (!json_is_number(v) || !isfinite(json_number_value(v)))
                 return svc__fail(e, SVC_EINVAL, field,
                                  "'%s': column '%s' takes a finite number", field, c->name);
+            if (fabs(json_number_value(v)) > FLT_MAX)
+                return svc__fail(e, SVC_EINVAL, field,
+                                 "'%s': %g is out of range (float32) for column '%s'", field,
+                                 json_number_value(v), c->name);
             x[c->first] = (float)json_number_value(v);
         } else {
             int l = level_of(c, v);

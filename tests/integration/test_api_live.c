@@ -416,6 +416,33 @@ START_TEST(predictions_from_a_csv_body)
     r = h_req(&P, "POST", path, "text/csv", "a,b\n1\n", 6);
     ck_assert_int_eq(r.status, 422);
     h_resp_free(&r);
+    /* A JSON value beyond float32 is refused naming its cell (it became inf
+     * in the engine and came back as a 200 with a made-up prediction). The
+     * row is the file's first, as an object, with one value made 1e39. */
+    char *nl1 = strchr(csv, '\n'), *nl2 = strchr(nl1 + 1, '\n');
+    *nl1 = *nl2 = 0;
+    json_t *row = json_object();
+    char *hs = NULL, *vs = NULL;
+    char *h = strtok_r(csv, ",", &hs), *v = strtok_r(nl1 + 1, ",", &vs);
+    int ncols = 0;
+    for (; h && v; h = strtok_r(NULL, ",", &hs), v = strtok_r(NULL, ",", &vs), ncols++)
+        json_object_set_new(row, h, json_real(strcmp(h, "years_coded_job") ? atof(v) : 1e39));
+    ck_assert_int_gt(ncols, 10);
+    json_t *req = json_pack("{s:s,s:[o]}", "task", "salary", "rows", row);
+    char *body = json_dumps(req, JSON_COMPACT);
+    snprintf(path, sizeof path, "/v1/jobs/%lld/predict", id);
+    r = h_req(&P, "POST", path, "application/json", body, strlen(body));
+    h_expect_error(&r, 422, "invalid", "float32", "rows[0].years_coded_job");
+    h_resp_free(&r);
+    /* the same row within range predicts */
+    json_object_set_new(row, "years_coded_job", json_real(3));
+    free(body);
+    body = json_dumps(req, JSON_COMPACT);
+    r = h_req(&P, "POST", path, "application/json", body, strlen(body));
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    free(body);
+    json_decref(req);
     free(csv);
 }
 END_TEST
