@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,24 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "daemon/svc_log.h"
+
+
+/* libmicrohttpd's own messages (a request it could not parse, a peer that
+ * hung up) go through mtld's log as one key=value event at info, so the log
+ * stays one line per event and --log-level governs them too. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    if (!svc_log_enabled(SVC_LOG_INFO))
+        return;
+    char msg[512], q[600];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    svc_log(SVC_LOG_INFO, "http_library", "message=\"%s\"", svc_log_quote(q, sizeof q, msg));
+}
 
 static int match(const char *pattern, const char *url, char params[][160])
 {
@@ -643,7 +662,8 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_TIMEOUT,
         a->cfg.connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_UNESCAPE_CALLBACK,
-        &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a, MHD_OPTION_END);
+        &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a,
+        MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL, MHD_OPTION_END);
     if (!a->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)", where);
         goto fail;

@@ -631,6 +631,26 @@ START_TEST(upload_limit_idle_timeout_and_garbage)
         t_raw(&P, bad[i], strlen(bad[i]), reply, sizeof reply, 30);
         ck_assert_msg(!strncmp(reply, "HTTP/1.1 400 ", 13), "request %zu:\n%s", i, reply);
     }
+    /* libmicrohttpd's complaints about them are mtld log events too: every
+     * line of the log is `ts=... level=... event=...` */
+    h_resp r = h_req(&P, "GET", "/v1/health", NULL, NULL, 0);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+    char logpath[300];
+    snprintf(logpath, sizeof logpath, "%s/mtld.log", DIR_);
+    size_t loglen = 0;
+    char *log = h_read_file(logpath, &loglen);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "event=http_library") != NULL, "no http_library event:\n%s", log);
+    for (char *line = log, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        ck_assert_msg(nl != NULL, "the log's last line is unterminated: %s", line);
+        *nl = 0;
+        ck_assert_msg(!strncmp(line, "ts=", 3) && strstr(line, " event="),
+                      "not a key=value event line: %s", line);
+    }
+    free(log);
 }
 END_TEST
 
