@@ -78,13 +78,57 @@ static void set_err(api__req *r, int status, const char *code, const char *field
     snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
 }
 
+/* The Content-Type headers of a request, gathered by ct_scan(): the first
+ * one's media type, and whether a later one names another (a client that
+ * sends "text/csv" and then "application/json" has not said what it sends). */
+typedef struct {
+    char first[96];
+    int count;
+    int conflict;
+} ct_seen;
+
+/* The media type of a header value: up to ';', without surrounding blanks. */
+static size_t media_type(const char *v, const char **start)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strcspn(v, ";");
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    *start = v;
+    return n;
+}
+
+static enum MHD_Result ct_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    ct_seen *s = cls;
+    if (!key || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE) != 0)
+        return MHD_YES;
+    const char *v;
+    size_t n = media_type(value ? value : "", &v);
+    if (n == 0)
+        return MHD_YES; /* "Content-Type:" with no value says nothing */
+    if (s->count++ == 0) {
+        snprintf(s->first, sizeof s->first, "%.*s", (int)n, v);
+    } else if (strlen(s->first) != n || strncasecmp(s->first, v, n) != 0) {
+        s->conflict = 1;
+    }
+    return MHD_YES;
+}
+
+/* 1 if the request's one media type is want, 0 if it is another, -1 if it
+ * has none, -2 if its Content-Type headers disagree. */
 static int content_type_is(struct MHD_Connection *c, const char *want)
 {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!ct)
+    ct_seen s = {{0}, 0, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, ct_scan, &s);
+    if (s.count == 0)
         return -1;
-    size_t n = strlen(want);
-    return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+    if (s.conflict)
+        return -2;
+    return strcasecmp(s.first, want) == 0;
 }
 
 /* Per-connection context (libmicrohttpd's socket context): whether this
@@ -211,28 +255,29 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
     if (strcmp(r->route->pattern, "/v1/health") != 0 && !api__authorized(a, c))
         return api__reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
                                 "a valid 'Authorization: Bearer TOKEN' header is required");
-    if (r->route->body == BODY_CSV) {
-        int ok = content_type_is(c, "text/csv");
-        if (ok == 0)
+    if (r->route->body != BODY_NONE) {
+        /* One table row per body kind: the types it takes and what to say. */
+        const char *want = r->route->body == BODY_CSV      ? "text/csv"
+                           : r->route->body == BODY_BINARY ? "application/octet-stream"
+                                                           : "application/json";
+        const char *also = r->route->flags & API__CSV_TOO ? "text/csv" : NULL;
+        const char *says = r->route->body == BODY_CSV ? "the body must be CSV (Content-Type: text/csv)"
+                           : r->route->body == BODY_BINARY
+                               ? "the body must be the file's bytes "
+                                 "(Content-Type: application/octet-stream)"
+                           : also ? "the body must be JSON (Content-Type: application/json) "
+                                    "or CSV (Content-Type: text/csv)"
+                                  : "the body must be JSON (Content-Type: application/json)";
+        int ok = content_type_is(c, want);
+        if (ok == 0 && also)
+            ok = content_type_is(c, also);
+        if (ok != 1)
             return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                                    NULL, "the body must be CSV (Content-Type: text/csv)");
-    } else if (r->route->body == BODY_JSON && (r->route->flags & API__CSV_TOO)) {
-        if (content_type_is(c, "application/json") == 0 && content_type_is(c, "text/csv") != 1)
-            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                                    NULL,
-                                    "the body must be JSON (Content-Type: application/json) "
-                                    "or CSV (Content-Type: text/csv)");
-    } else if (r->route->body == BODY_BINARY) {
-        if (content_type_is(c, "application/octet-stream") == 0)
-            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                                    NULL,
-                                    "the body must be the file's bytes "
-                                    "(Content-Type: application/octet-stream)");
-    } else if (r->route->body == BODY_JSON) {
-        if (content_type_is(c, "application/json") == 0)
-            return api__reply_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                                    NULL,
-                                    "the body must be JSON (Content-Type: application/json)");
+                                    NULL, "%s%s", says,
+                                    ok == -1   ? ": the request has no Content-Type"
+                                    : ok == -2 ? ": the request has Content-Type headers that "
+                                                 "disagree"
+                                               : "");
     }
     /* A body announced larger than its limit is refused before it is sent. */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,

@@ -495,6 +495,57 @@ START_TEST(connection_limit_is_answered)
 }
 END_TEST
 
+/* A body's Content-Type is required and must be one: a request without it,
+ * or with two that disagree, is 415 on every route that takes a body, and
+ * nothing is created. */
+START_TEST(content_type_missing_or_conflicting_is_415)
+{
+    h_start(&P, DIR_, NULL);
+    static const char csv[] = "a,b\n1,2\n3,4\n";
+    /* "Content-Type:" makes libcurl send none at all */
+    const char *none[] = {"Content-Type:", NULL};
+    expect(h_req_headers(&P, "POST", "/v1/datasets?name=x", NULL, csv, sizeof csv - 1, none), 415,
+           "unsupported_media_type", "no Content-Type", NULL);
+    static const char task[] = "{\"name\":\"t\",\"dataset\":\"x\",\"target\":\"b\"}";
+    expect(h_req_headers(&P, "POST", "/v1/tasks", NULL, task, sizeof task - 1, none), 415,
+           "unsupported_media_type", "no Content-Type", NULL);
+    expect(h_req_headers(&P, "POST", "/v1/jobs/1/predict", NULL, "{}", 2, none), 415,
+           "unsupported_media_type", "no Content-Type", NULL);
+    /* two that disagree, in either order; raw, so both are surely sent */
+    static const char *const pairs[][3] = {
+        {"/v1/datasets?name=x", "text/csv", "application/json"},
+        {"/v1/datasets?name=x", "application/json", "text/csv"},
+        {"/v1/tasks", "application/json", "text/plain"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        const char *body = strchr(pairs[i][0], '?') ? csv : task;
+        char req[512], reply[4096];
+        snprintf(req, sizeof req,
+                 "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\nContent-Type: %s\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 pairs[i][0], pairs[i][1], pairs[i][2], strlen(body), body);
+        t_raw(&P, req, strlen(req), reply, sizeof reply, 30);
+        expect_raw(reply, 415, "unsupported_media_type", NULL);
+        ck_assert_msg(strstr(reply, "disagree") != NULL, "%s", reply);
+    }
+    /* the same type twice is still that type */
+    char req[512], reply[4096];
+    snprintf(req, sizeof req,
+             "POST /v1/datasets?name=x HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+             "Content-Type: Text/CSV; charset=utf-8\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             sizeof csv - 1, csv);
+    t_raw(&P, req, strlen(req), reply, sizeof reply, 30);
+    ck_assert_msg(!strncmp(reply, "HTTP/1.1 201 ", 13), "%s", reply);
+    json_t *l = h_get_json(&P, "/v1/datasets", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 1);
+    json_decref(l);
+    l = h_get_json(&P, "/v1/tasks", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
 /* An upload whose query or headers are wrong is refused at its headers:
  * the reply comes although the announced 100 MB body is never sent. */
 START_TEST(uploads_are_refused_before_their_body)
@@ -816,6 +867,7 @@ Suite *api_suite(void)
     tcase_add_test(tc, every_error_status_has_the_json_shape);
     tcase_add_test(tc, limits_per_address_and_header_size);
     tcase_add_test(tc, connection_limit_is_answered);
+    tcase_add_test(tc, content_type_missing_or_conflicting_is_415);
     tcase_add_test(tc, uploads_are_refused_before_their_body);
     tcase_add_test(tc, allow_header_and_head);
     tcase_add_test(tc, upload_limit_idle_timeout_and_garbage);
