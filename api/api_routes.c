@@ -413,7 +413,10 @@ static json_t *csv_rows(struct MHD_Connection *c, api__req *r, enum MHD_Result *
                                          : MHD_HTTP_UNPROCESSABLE_CONTENT;
         const char *code = rc == CSV_ELIMIT ? "too_large" : rc == CSV_EEMPTY ? "empty_csv"
                                                                              : "invalid_csv";
-        if (ce.line > 0 && !strstr(ce.message, "line "))
+        if (ce.line > 0 && ce.column > 0) /* located as an upload's errors are */
+            *reply = api__reply_error(c, st, code, NULL, "line %ld, column %ld: %s", ce.line,
+                                      ce.column, ce.message);
+        else if (ce.line > 0)
             *reply = api__reply_error(c, st, code, NULL, "line %ld: %s", ce.line, ce.message);
         else
             *reply = api__reply_error(c, st, code, NULL, "%s",

@@ -569,19 +569,18 @@ static int level_limit(csv_table_builder *b, bcol *c, long line, size_t col, csv
 {
     if (c->overflow == OVER_SPELLINGS)
         set_err(err, line, (long)col + 1,
-                "column '%.*s' has text at line %ld after more than %d numbers written unlike "
+                "column '%.*s' has text after more than %d numbers written unlike "
                 "an equal number before them (as 1 and 1.0): their texts were not kept",
-                SHOW(c->name), line, MAX_EXCEPTIONS);
+                SHOW(c->name), MAX_EXCEPTIONS);
     else if (c->overflow == OVER_TEXT)
         set_err(err, line, (long)col + 1,
-                "column '%.*s' has text at line %ld, but the distinct values seen before took "
+                "column '%.*s' has text, but the distinct values seen before took "
                 "more than %zu bytes (limit max_text=%zu)",
-                SHOW(c->name), line, b->opt.max_text, b->opt.max_text);
+                SHOW(c->name), b->opt.max_text, b->opt.max_text);
     else
         set_err(err, line, (long)col + 1,
-                "column '%.*s' has more than %zu distinct values (limit max_levels=%zu) at "
-                "line %ld",
-                SHOW(c->name), b->opt.max_levels, b->opt.max_levels, line);
+                "column '%.*s' has more than %zu distinct values (limit max_levels=%zu)",
+                SHOW(c->name), b->opt.max_levels, b->opt.max_levels);
     return CSV_ELIMIT;
 }
 
@@ -621,8 +620,8 @@ static int category_cell(csv_table_builder *b, bcol *c, size_t col, const char *
         if (idx == -2) {
             set_err(err, line, (long)col + 1,
                     "the distinct values of the text columns take more than %zu bytes (limit "
-                    "max_text=%zu) at line %ld, column '%.*s'",
-                    b->opt.max_text, b->opt.max_text, line, SHOW(c->name));
+                    "max_text=%zu) in column '%.*s'",
+                    b->opt.max_text, b->opt.max_text, SHOW(c->name));
             return CSV_ELIMIT;
         }
         if (idx < 0)
@@ -762,7 +761,7 @@ static int emit(csv_table_builder *b, csv_error *err, long line)
     if (b->sink(b->sink_ctx, b->seq, b->chunk, b->chunk_rows, b->n_cols) != 0) {
         if (b->sink == memory_sink)
             return oom(err);
-        set_err(err, line, 0, "the rows could not be stored (at line %ld)", line);
+        set_err(err, line, 0, "the rows could not be stored");
         return CSV_ESINK;
     }
     b->seq++;
@@ -832,7 +831,7 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
     }
     nc = b->n_cols;
     if (n != nc) {
-        set_err(err, line, 0, "line %ld has %zu fields, expected %zu", line, n, nc);
+        set_err(err, line, 0, "the row has %zu fields, expected %zu", n, nc);
         return CSV_ESYNTAX;
     }
     if (b->opt.missing == CSV_MISSING_DROP) {
@@ -848,8 +847,8 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
         }
     }
     if (b->n_rows >= b->opt.max_rows) {
-        set_err(err, line, 0, "more than %zu data rows (limit max_rows=%zu) at line %ld",
-                b->opt.max_rows, b->opt.max_rows, line);
+        set_err(err, line, 0, "more than %zu data rows (limit max_rows=%zu)",
+                b->opt.max_rows, b->opt.max_rows);
         return CSV_ELIMIT;
     }
     row = b->chunk + b->chunk_rows * nc;
@@ -861,8 +860,8 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
 
         if (is_missing(s, len)) {
             if (b->opt.missing == CSV_MISSING_ERROR) {
-                set_err(err, line, (long)i + 1, "missing value in column '%.*s' at line %ld",
-                        SHOW(c->name), line);
+                set_err(err, line, (long)i + 1, "missing value in column '%.*s'",
+                        SHOW(c->name));
                 return CSV_EMISSING;
             }
             c->n_missing++;
@@ -875,8 +874,8 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
                 float v;
                 if (d >= FLOAT32_OVERFLOW || d <= -FLOAT32_OVERFLOW) {
                     set_err(err, line, (long)i + 1,
-                            "number out of range (float32) in column '%.*s' at line %ld: %.*s",
-                            SHOW(c->name), line, (int)utf8_prefix(s, len, 40), s);
+                            "number out of range (float32) in column '%.*s': %.*s",
+                            SHOW(c->name), (int)utf8_prefix(s, len, 40), s);
                     return CSV_ESYNTAX;
                 }
                 v = (float)d;
@@ -890,9 +889,9 @@ static int process_record(csv_table_builder *b, char *const *f, const size_t *le
             }
             if (c->n_num > 0 && is_nonfinite(s, len)) {
                 set_err(err, line, (long)i + 1,
-                        "'%.*s' in number column '%.*s' at line %ld: not a finite number "
+                        "'%.*s' in number column '%.*s': not a finite number "
                         "(write a missing value as NA or leave the cell empty)",
-                        (int)utf8_prefix(s, len, 20), s, SHOW(c->name), line);
+                        (int)utf8_prefix(s, len, 20), s, SHOW(c->name));
                 return CSV_ESYNTAX;
             }
             if ((rc = flip(b, c, i, line, err)))
@@ -1008,14 +1007,14 @@ static int map_reader_rc(csv_table_builder *b, int rc, csv_error *err)
     switch (csv_reader_error_kind(b->rd)) {
     case CSV_RERR_FIELD_TOO_LONG:
         set_err(err, err->line, col,
-                "field longer than %zu bytes (limit max_field=%zu) at line %ld, column %ld%s",
-                b->opt.max_field, b->opt.max_field, err->line, col, where);
+                "field longer than %zu bytes (limit max_field=%zu)%s",
+                b->opt.max_field, b->opt.max_field, where);
         return CSV_ELIMIT;
     case CSV_RERR_RECORD_TOO_LONG:
         /* about the whole row: no column (the reader's is only where the
          * count ran over) */
-        set_err(err, err->line, 0, "line longer than %zu bytes (limit max_line=%zu) at line %ld",
-                b->opt.max_line, b->opt.max_line, err->line);
+        set_err(err, err->line, 0, "line longer than %zu bytes (limit max_line=%zu)",
+                b->opt.max_line, b->opt.max_line);
         return CSV_ELIMIT;
     case CSV_RERR_TOO_MANY_FIELDS:
         if (!b->have_header) {
@@ -1024,13 +1023,12 @@ static int map_reader_rc(csv_table_builder *b, int rc, csv_error *err)
                     b->opt.max_cols, b->opt.max_cols);
             return CSV_ELIMIT;
         }
-        set_err(err, err->line, 0, "line %ld has more than %zu fields, expected %zu",
-                err->line, b->opt.max_cols + 1, b->n_cols);
+        set_err(err, err->line, 0, "the row has more than %zu fields, expected %zu",
+                b->opt.max_cols + 1, b->n_cols);
         return CSV_ESYNTAX;
     default:
         memcpy(msg, err->message, sizeof msg);
-        set_err(err, err->line, col, "%s at line %ld, column %ld%s", msg, err->line, col,
-                where);
+        set_err(err, err->line, col, "%s%s", msg, where);
         return CSV_ESYNTAX;
     }
 }

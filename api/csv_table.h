@@ -111,7 +111,8 @@ void csv_table_builder_free(csv_table_builder *b);
 
 /* Error codes of feed/finish: 0 ok; CSV_ESYNTAX / CSV_ELIMIT / CSV_EMISSING /
  * CSV_EEMPTY / CSV_EHEADER with err filled (line, column, message naming the
- * column by name where known); CSV_ENOMEM. */
+ * column by name where known); CSV_ENOMEM. The message does not repeat the
+ * line and column: the caller puts them in front ("line 3, column 2: ..."). */
 enum {
     CSV_OK = 0,
     CSV_ESYNTAX = -1,  /* malformed CSV, ragged row, bad UTF-8 */

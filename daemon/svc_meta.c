@@ -63,7 +63,7 @@ static int parse_obj(json_t *obj, const char *path, const field *f, size_t nf, s
     json_object_foreach(obj, key, v)
     {
         char p[128];
-        snprintf(p, sizeof p, "%s.%s", path, key);
+        snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key); /* "" is the top */
         const field *hit = NULL;
         for (size_t i = 0; i < nf && !hit; i++)
             if (strcmp(f[i].key, key) == 0)
@@ -250,12 +250,8 @@ int svc__meta_spec_parse(json_t *spec, const svc__spec *sp, svc__meta_spec *out,
                         {"steps", 'l', 1, 10000000, &ms.steps}};
     rc = parse_obj(top, "", ft, 2, e);
     json_decref(top);
-    if (rc != SVC_OK) {
-        /* parse_obj names ".steps": drop the leading dot */
-        if (e->field[0] == '.')
-            memmove(e->field, e->field + 1, strlen(e->field));
+    if (rc != SVC_OK)
         return rc;
-    }
     if ((v = json_object_get(spec, "eval"))) {
         const field f[] = {{"episodes", 'i', 1, 100000, &ms.eval_episodes},
                            {"steps", 's', 0, 0, NULL},

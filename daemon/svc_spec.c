@@ -361,11 +361,14 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
             json_object_foreach(t, k, kv)
             {
                 if (strcmp(k, "task") != 0 && strcmp(k, "weight") != 0 && strcmp(k, "loss") &&
-                    strcmp(k, "label_smoothing") && strcmp(k, "huber_delta"))
-                    return svc__fail(e, SVC_EINVAL, p,
-                                     "unknown key '%s.%s' (expected task, weight, loss, "
+                    strcmp(k, "label_smoothing") && strcmp(k, "huber_delta")) {
+                    char kp[160];
+                    snprintf(kp, sizeof kp, "%s.%s", p, k);
+                    return svc__fail(e, SVC_EINVAL, kp,
+                                     "unknown key '%s' (expected task, weight, loss, "
                                      "label_smoothing, huber_delta)",
-                                     p, k);
+                                     kp);
+                }
             }
             name = json_object_get(t, "task");
             weight = json_object_get(t, "weight");
@@ -375,6 +378,11 @@ static int apply_tasks(svc__spec *sp, json_t *v, const char *path, svc_error *e)
                      (long long)json_integer_value(name));
         } else if (json_is_string(name) && strlen(json_string_value(name)) <= 64) {
             snprintf(sp->tasks[i].task, sizeof sp->tasks[i].task, "%s", json_string_value(name));
+        } else if (json_is_object(t)) {
+            char tp[80];
+            snprintf(tp, sizeof tp, "%s.task", p);
+            return svc__fail(e, SVC_EINVAL, tp, "'%s' %s a task name (at most 64 characters) or id",
+                             tp, name ? "must be" : "is required:");
         } else {
             return svc__fail(e, SVC_EINVAL, p,
                              "'%s' must be a task name or id, or {\"task\": ..., \"weight\": ...}",

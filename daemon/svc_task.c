@@ -15,6 +15,20 @@ static const char *const task_keys[] = {"name",    "dataset",      "target", "ki
                                         "features", "exclude",     "class_weight",
                                         "generator", NULL};
 
+/* What a JSON value is, for "must be X, not Y". */
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_NULL: return "null";
+    default: return "a boolean";
+    }
+}
+
 static int known_key(const char *k)
 {
     for (int i = 0; task_keys[i]; i++)
@@ -91,7 +105,10 @@ static int resolve(svc *s, json_t *def, json_t **resolved, int64_t *dataset_id, 
             return svc__fail(e, SVC_EINVAL, key, "unknown key '%s' in task definition", key);
     }
     json_t *name = json_object_get(def, "name");
-    if (!json_is_string(name))
+    if (name && !json_is_string(name))
+        return svc__fail(e, SVC_EINVAL, "name", "'name' must be a string, not %s",
+                         json_kind(name));
+    if (!name)
         return svc__fail(e, SVC_EINVAL, "name", "'name' is required and must be a string");
     if (!svc__valid_name(json_string_value(name)))
         return svc__fail(e, SVC_EINVAL, "name",
@@ -115,9 +132,13 @@ static int resolve(svc *s, json_t *def, json_t **resolved, int64_t *dataset_id, 
     }
 
     json_t *ds = json_object_get(def, "dataset");
-    if (!json_is_string(ds) && !json_is_integer(ds))
+    if (!ds)
         return svc__fail(e, SVC_EINVAL, "dataset",
                          "'dataset' is required: a dataset id or name (or give 'generator')");
+    if (!json_is_string(ds) && !json_is_integer(ds))
+        return svc__fail(e, SVC_EINVAL, "dataset",
+                         "'dataset' must be a dataset id (an integer) or name (a string), not %s",
+                         json_kind(ds));
     char dskey[72];
     if (json_is_integer(ds))
         snprintf(dskey, sizeof dskey, "%lld", (long long)json_integer_value(ds));
@@ -133,7 +154,13 @@ static int resolve(svc *s, json_t *def, json_t **resolved, int64_t *dataset_id, 
 
     json_t *target = json_object_get(def, "target");
     if (!json_is_string(target)) {
-        rc = svc__fail(e, SVC_EINVAL, "target", "'target' is required and must be a column name");
+        if (target)
+            rc = svc__fail(e, SVC_EINVAL, "target",
+                           "'target' must be a column name (a string), not %s",
+                           json_kind(target));
+        else
+            rc = svc__fail(e, SVC_EINVAL, "target",
+                           "'target' is required and must be a column name");
         goto done;
     }
     json_t *tcol = find_column(cols, json_string_value(target));

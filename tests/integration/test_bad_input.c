@@ -35,6 +35,55 @@ static void expect(h_resp r, long status, const char *code, const char *needle, 
     h_resp_free(&r);
 }
 
+/* A 4xx whose message is exactly msg (so a location or a key path is said
+ * once, and right) and whose field is field ("" for none). */
+static void expect_exact(h_resp r, long status, const char *field, const char *msg)
+{
+    h_expect_error(&r, status, NULL, NULL, field[0] ? field : NULL);
+    json_t *j = h_json(&r);
+    json_t *e = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "message")), msg);
+    if (!field[0])
+        ck_assert_ptr_null(json_object_get(e, "field"));
+    json_decref(j);
+    h_resp_free(&r);
+}
+
+/* Each error says its location or key path once, with the type expected. */
+START_TEST(messages_say_where_once)
+{
+    const char *D = "/v1/datasets?name=a", *C = "text/csv", *J = "application/json";
+    expect_exact(post(D, C, "a,b\n1,2\n3\n"), 422, "", "line 3: the row has 1 fields, expected 2");
+    expect_exact(post(D, C, "a,b\n1,\xff\n"), 422, "", "line 2, column 2: invalid UTF-8 ('b')");
+    expect_exact(post(D, C, "a,b\n1,\n"), 422, "", "line 2, column 2: missing value in column 'b'");
+    json_decref(h_post_json(&P, "/v1/tasks", "{\"name\":\"sine\",\"generator\":\"sinusoid\"}", 201));
+    expect_exact(post("/v1/jobs", J, "{\"algorithm\":\"maml\",\"tasks\":[\"sine\"],\"meta_batch\":0}"),
+                 422, "meta_batch", "'meta_batch' must be from 1 to 1000");
+    expect_exact(post("/v1/jobs", J, "{\"algorithm\":\"maml\",\"tasks\":[\"sine\"],\"steps\":0}"),
+                 422, "steps", "'steps' must be from 1 to 10000000");
+    expect_exact(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":{}}]}"),
+                 422, "tasks[0].task", "'tasks[0].task' must be a task name (at most 64 characters) or id");
+    expect_exact(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[{\"weight\":1}]}"),
+                 422, "tasks[0].task",
+                 "'tasks[0].task' is required: a task name (at most 64 characters) or id");
+    expect_exact(post("/v1/jobs", J, "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"sine\",\"w\":1}]}"),
+                 422, "tasks[0].w",
+                 "unknown key 'tasks[0].w' (expected task, weight, loss, label_smoothing, huber_delta)");
+    const char *T = "/v1/tasks";
+    expect_exact(post(T, J, "{\"dataset\":{}}"), 422, "name", "'name' is required and must be a string");
+    expect_exact(post(T, J, "{\"name\":\"t\",\"dataset\":{}}"), 422, "dataset",
+                 "'dataset' must be a dataset id (an integer) or name (a string), not an object");
+    expect_exact(post(T, J, "{\"name\":\"t\",\"dataset\":1.5}"), 422, "dataset",
+                 "'dataset' must be a dataset id (an integer) or name (a string), not a real number");
+    expect_exact(post(T, J, "{\"name\":\"t\"}"), 422, "dataset",
+                 "'dataset' is required: a dataset id or name (or give 'generator')");
+    expect_exact(post(T, J, "{\"name\":[]}"), 422, "name", "'name' must be a string, not an array");
+    json_t *l = h_get_json(&P, "/v1/jobs", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
+    json_decref(l);
+}
+END_TEST
+
 START_TEST(csv_errors_name_line_and_column)
 {
     expect(post("/v1/datasets?name=a", "text/csv", "x,y\n1,2\n3\n"), 422, "invalid_csv",
@@ -254,6 +303,7 @@ Suite *bad_input_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, csv_errors_name_line_and_column);
+    tcase_add_test(tc, messages_say_where_once);
     tcase_add_test(tc, dataset_request_errors);
     tcase_add_test(tc, task_errors_name_the_key);
     tcase_add_test(tc, job_spec_errors_name_the_key_path);

@@ -411,7 +411,7 @@ START_TEST(limits_of_lines_and_texts)
     ck_assert_int_eq(stream("a,b\n12345,678901234567\n", 23, &o, 1, &s, &t, &e), CSV_ELIMIT);
     ck_assert_int_eq(e.line, 2);
     ck_assert_int_eq(e.column, 0); /* about the whole row */
-    ck_assert_str_eq(e.message, "line longer than 16 bytes (limit max_line=16) at line 2");
+    ck_assert_str_eq(e.message, "line longer than 16 bytes (limit max_line=16)");
     /* counted across a quoted line break too */
     ck_assert_int_eq(stream("a\n\"123\n456789\n0123456\"\n", 23, &o, 1, &s, &t, &e), CSV_ELIMIT);
     ck_assert_int_eq(e.line, 4);
