@@ -397,6 +397,8 @@ int svc_job_checkpoint_file_which(svc *s, const char *key, const char *which, ch
     store_checkpoint *cs = NULL;
     size_t n = 0;
     rc = store_checkpoint_list(s->db, j.id, &cs, &n);
+    char state[16];
+    snprintf(state, sizeof state, "%s", j.state ? j.state : "");
     store_job_clear(&j);
     if (rc != STORE_OK)
         return svc__store_fail(e, rc, "checkpoints of job", key);
@@ -423,7 +425,11 @@ int svc_job_checkpoint_file_which(svc *s, const char *key, const char *which, ch
     }
     if (pick < 0) {
         store_checkpoint_list_free(cs, n);
-        return svc__fail(e, SVC_EGONE, NULL, "job %s has no %s checkpoint yet", key, which);
+        /* "yet" only while one may still come */
+        if (!strcmp(state, "queued") || !strcmp(state, "running"))
+            return svc__fail(e, SVC_EGONE, NULL, "job %s has no %s checkpoint yet", key, which);
+        return svc__fail(e, SVC_EGONE, NULL, "job %s has no %s checkpoint (the job ended %s without writing one)",
+                         key, which, state);
     }
     snprintf(path, pathlen, "%s", cs[pick].path);
     *bytes = cs[pick].bytes;

@@ -955,8 +955,13 @@ static int resume(mrun *r)
     return rc;
 }
 
+/* The meta-iterations done are stored first (progress is written only now
+ * and then: a job failing early would otherwise keep step 0). */
 static void fail_job(mrun *r, const char *code, const char *msg)
 {
+    if (r->step > 0)
+        store_job_set_progress(r->s->db, r->job_id, r->step, r->total,
+                               r->total ? (double)r->step / (double)r->total : 0);
     store_job_set_state(r->s->db, r->job_id, "failed", code, msg);
     svc__events_state(r->s, r->job_id, "failed", code, msg);
 }

@@ -1054,8 +1054,13 @@ static double model_bytes(const svc__spec *sp, const svc__jobdata *jd)
 
 /* ---- the job ------------------------------------------------------------ */
 
+/* The steps done are stored first: progress is written only every 0.25 s,
+ * so a job failing early would otherwise keep step 0. */
 static void fail_job(run *r, const char *code, const char *msg)
 {
+    if (r->step > 0)
+        store_job_set_progress(r->s->db, r->job_id, r->step, r->total,
+                               r->total ? (double)r->step / (double)r->total : 0);
     store_job_set_state(r->s->db, r->job_id, "failed", code, msg);
     svc__events_state(r->s, r->job_id, "failed", code, msg);
 }

@@ -338,7 +338,18 @@ START_TEST(divergence_and_model_too_large_fail_the_job_only)
     ck_assert_str_eq(json_string_value(json_object_get(err, "code")), "diverged");
     const char *msg = json_string_value(json_object_get(err, "message"));
     ck_assert_msg(strstr(msg, "'salary'") && strstr(msg, "at step "), "message: %s", msg);
+    /* the job keeps the steps it did, those before the one named */
+    long long at = atoll(strstr(msg, "at step ") + 8);
+    ck_assert_msg(at >= 2, "message: %s", msg);
+    ck_assert_int_eq(json_integer_value(json_object_get(jd, "step")), at - 1);
     json_decref(jd);
+    /* it wrote no checkpoint and never will: no "yet" */
+    char cp[96];
+    snprintf(cp, sizeof cp, "/v1/jobs/%lld/checkpoints/latest", d);
+    h_resp c = h_req(&p, "GET", cp, NULL, NULL, 0);
+    h_expect_error(&c, 404, "not_available", "ended failed", NULL);
+    ck_assert_msg(strstr(c.body, "yet") == NULL, "%s", c.body);
+    h_resp_free(&c);
 
     long long big = submit(&p, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
                                "\"model\":{\"trunk\":[4096,4096]}}");
