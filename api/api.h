@@ -39,6 +39,10 @@ typedef struct api_server api_server;
 
 /* Starts listening. On failure returns NULL with the reason in err. */
 api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen);
+/* 0 if listen is a HOST:PORT api_start can bind (an IPv4 address or
+ * "localhost", port 0..65535); else -1 with the reason, naming --listen, in
+ * err. For checking the setting when it is read, before anything starts. */
+int api_listen_check(const char *listen, char *err, size_t errlen);
 /* Stops accepting connections and waits for handlers to finish. */
 void api_stop(api_server *a); /* NULL is fine */
 /* "http://127.0.0.1:40123" — valid until api_stop. */

@@ -509,6 +509,12 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, s
     return 0;
 }
 
+int api_listen_check(const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    return parse_listen(listen, &sa, err, errlen);
+}
+
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)

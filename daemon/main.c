@@ -147,6 +147,10 @@ int main(int argc, char **argv)
     int rc = mtld_config_load(argc, argv, &cfg, err, sizeof err);
     if (rc == CONFIG_EXIT)
         return 0;
+    /* A --listen that cannot be bound is a bad flag like any other (exit 2
+     * now, not a start_failed once the store is open). */
+    if (rc == CONFIG_OK && api_listen_check(cfg.listen, err, sizeof err) != 0)
+        rc = CONFIG_ERROR;
     if (rc != CONFIG_OK) {
         fprintf(stderr, "mtld: %s\n", err);
         return 2;

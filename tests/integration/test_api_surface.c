@@ -747,6 +747,39 @@ START_TEST(non_loopback_without_tokens_is_refused)
 }
 END_TEST
 
+/* A --listen that cannot be bound is a bad flag like the others: exit 2 with
+ * the reason, before anything is created. */
+START_TEST(bad_listen_is_a_usage_error)
+{
+    char data[300], err[4096];
+    snprintf(data, sizeof data, "%s/never", DIR_);
+    static const char *const bad[][2] = {
+        {"garbage", "HOST:PORT"},
+        {"127.0.0.1:99999", "0..65535"},
+        {"127.0.0.1:", "0..65535"},
+        {"no.such.host:80", "IPv4"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[] = {"--listen", bad[i][0], "--data-dir", data, NULL};
+        int rc = run_to_exit(args, err, sizeof err);
+        ck_assert_msg(rc == 2, "--listen %s: exit %d, stderr: %s", bad[i][0], rc, err);
+        ck_assert_msg(strstr(err, "--listen") && strstr(err, bad[i][1]), "stderr: %s", err);
+        ck_assert_msg(access(data, F_OK) != 0, "--listen %s: the data dir was created",
+                      bad[i][0]);
+    }
+    /* the same check holds for the config file */
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/mtld.conf", DIR_);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "listen = nowhere\n");
+    fclose(f);
+    const char *args[] = {"--config", conf, "--data-dir", data, NULL};
+    ck_assert_int_eq(run_to_exit(args, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "--listen must be HOST:PORT"), "stderr: %s", err);
+}
+END_TEST
+
 /* docs/api.md documents every route of the table (as "`METHOD /path`"). */
 START_TEST(api_md_names_every_route)
 {
@@ -873,6 +906,7 @@ Suite *api_suite(void)
     tcase_add_test(tc, upload_limit_idle_timeout_and_garbage);
     tcase_add_test(tc, api_md_names_every_route);
     tcase_add_test(tc, non_loopback_without_tokens_is_refused);
+    tcase_add_test(tc, bad_listen_is_a_usage_error);
     tcase_add_test(tc, metrics_is_prometheus_text);
     tcase_add_test(tc, openapi_names_every_route);
     suite_add_tcase(s, tc);
