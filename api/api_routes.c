@@ -106,7 +106,7 @@ static enum MHD_Result reply_page(struct MHD_Connection *c, int rc, json_t *out,
     if (api__query_int(c, "offset", 0, (long long)1 << 40, &offset) != 0) {
         json_decref(out);
         return api__reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "offset",
-                                "'offset' must be a non-negative integer");
+                                "'offset' must be an integer from 0 to %lld", (long long)1 << 40);
     }
     json_t *all = json_object_get(out, key);
     size_t n = json_array_size(all);
@@ -157,7 +157,7 @@ static enum MHD_Result h_dataset_rows(struct MHD_Connection *c, api__req *r)
     long long offset, limit;
     if (api__query_int(c, "offset", 0, (long long)1 << 40, &offset) != 0)
         return api__reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "offset",
-                                "'offset' must be a non-negative integer");
+                                "'offset' must be an integer from 0 to %lld", (long long)1 << 40);
     if (api__query_int(c, "limit", 20, 1000, &limit) != 0)
         return api__reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "limit",
                                 "'limit' must be an integer from 0 to 1000");
@@ -326,7 +326,8 @@ static enum MHD_Result h_job_metrics(struct MHD_Connection *c, api__req *r)
     long long since;
     if (api__query_int(c, "since", 0, (long long)1 << 50, &since) != 0)
         return api__reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "since",
-                                "'since' must be a non-negative integer (a step)");
+                                "'since' must be a step, an integer from 0 to %lld",
+                                (long long)1 << 50);
     const char *format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
     if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)
         return api__reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "format",

@@ -257,6 +257,14 @@ START_TEST(routes_methods_and_ids)
     expect(h_req(&P, "GET", "/v1/jobs?state=bogus", NULL, NULL, 0), 422, "invalid", NULL, "state");
     expect(h_req(&P, "GET", "/v1/jobs/1/metrics?since=x", NULL, NULL, 0), 422, "invalid", NULL,
            "since");
+    /* a value past the limit says the limit, not only "non-negative" */
+    expect_exact(h_req(&P, "GET", "/v1/jobs?offset=9223372036854775807", NULL, NULL, 0), 422,
+                 "offset", "'offset' must be an integer from 0 to 1099511627776");
+    expect_exact(h_req(&P, "GET", "/v1/datasets/1/rows?offset=1099511627777", NULL, NULL, 0), 422,
+                 "offset", "'offset' must be an integer from 0 to 1099511627776");
+    h_resp edge = h_req(&P, "GET", "/v1/jobs?offset=1099511627776", NULL, NULL, 0);
+    ck_assert_msg(edge.status == 200, "%ld %s", edge.status, edge.body);
+    h_resp_free(&edge);
 }
 END_TEST
 
