@@ -212,18 +212,50 @@ static int numeric_classes(const float *data, size_t rows, int cols, int c, svc_
     return SVC_OK;
 }
 
+/* One dataset of a job (a group of tasks): its rows and where they go. */
+typedef struct {
+    store_dataset d;
+    json_t *meta, *cols;    /* cols borrowed from meta */
+    const float *data;
+    int *slot;              /* [ncols]: -1 not an input; a number's input index; a
+                               category's offset into lv */
+    int *lv;                /* [all levels]: the input index of each level */
+} jd_group;
+
+/* Index of name in arr (an array of strings), appending it if absent. */
+static int union_index(json_t *arr, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (strcmp(json_string_value(v), name) == 0)
+            return (int)i;
+    }
+    json_array_append_new(arr, json_string(name));
+    return (int)json_array_size(arr) - 1;
+}
+
+/* Is name the target of one of the job's tasks? */
+static int is_target(json_t *const *defs, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(json_string_value(json_object_get(defs[i], "target")), name) == 0)
+            return 1;
+    return 0;
+}
+
 int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *e)
 {
     memset(jd, 0, sizeof *jd);
     store_task st[ENG_MAX_TASKS];
     json_t *defs[ENG_MAX_TASKS] = {0};
-    store_dataset d = {0};
-    json_t *meta = NULL;
-    const float *data = NULL; /* the shared rows (jd->ds) */
+    jd_group g[ENG_MAX_TASKS];
+    int ng = 0;
     int *strata = NULL;
-    int *target_col = NULL, *use_col = NULL;
     int rc = SVC_OK;
     memset(st, 0, sizeof st);
+    memset(g, 0, sizeof g);
 
     for (int i = 0; i < sp->n_tasks; i++) {
         int src = store_task_find(s->db, sp->tasks[i].task, &st[i]);
@@ -237,48 +269,58 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
             goto done;
         }
     }
-    int src = store_dataset_get(s->db, st[0].dataset_id, &d);
-    if (src != STORE_OK) {
-        rc = svc__store_fail(e, src, "dataset of task", st[0].name);
-        goto done;
-    }
-    meta = json_loads(d.meta, 0, NULL);
-    json_t *cols = json_object_get(meta, "columns");
-    size_t rows = (size_t)d.rows;
-    int ncols = d.cols;
-    if (!cols || (int)json_array_size(cols) != ncols || rows == 0) {
-        rc = svc__fail(e, SVC_EIO, NULL, "dataset '%s' has unreadable metadata", d.name);
-        goto done;
-    }
-    target_col = calloc((size_t)ncols, sizeof *target_col);
-    use_col = calloc((size_t)ncols, sizeof *use_col);
-    if (!target_col || !use_col) {
-        rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory loading dataset '%s'", d.name);
-        goto done;
-    }
-    if ((rc = ds_acquire(s, &d, &jd->ds, e)) != SVC_OK)
-        goto done;
-    data = jd->ds->data;
-
-    /* Targets, and which columns feed the input. */
-    jd->n_tasks = sp->n_tasks;
-    jd->n_rows = rows;
+    /* The job's datasets in the order their first task is listed. */
     for (int i = 0; i < sp->n_tasks; i++) {
-        int c = col_index(cols, json_string_value(json_object_get(defs[i], "target")));
+        int k = 0;
+        while (k < ng && g[k].d.id != st[i].dataset_id)
+            k++;
+        jd->task[i].group = k;
+        if (k < ng)
+            continue;
+        jd->n_groups = ++ng; /* jd->ds[k] is released by clear from now on */
+        int src = store_dataset_get(s->db, st[i].dataset_id, &g[k].d);
+        if (src != STORE_OK) {
+            rc = svc__store_fail(e, src, "dataset of task", st[i].name);
+            goto done;
+        }
+        g[k].meta = json_loads(g[k].d.meta, 0, NULL);
+        g[k].cols = json_object_get(g[k].meta, "columns");
+        if (!g[k].cols || (int)json_array_size(g[k].cols) != g[k].d.cols || g[k].d.rows == 0) {
+            rc = svc__fail(e, SVC_EIO, NULL, "dataset '%s' has unreadable metadata", g[k].d.name);
+            goto done;
+        }
+        size_t nlv = 0;
+        for (int c = 0; c < g[k].d.cols; c++)
+            nlv += json_array_size(json_object_get(json_array_get(g[k].cols, (size_t)c), "levels"));
+        g[k].slot = malloc((size_t)g[k].d.cols * sizeof *g[k].slot);
+        g[k].lv = malloc((nlv + 1) * sizeof *g[k].lv);
+        if (!g[k].slot || !g[k].lv) {
+            rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory loading dataset '%s'", g[k].d.name);
+            goto done;
+        }
+        if ((rc = ds_acquire(s, &g[k].d, &jd->ds[k], e)) != SVC_OK)
+            goto done;
+        g[k].data = jd->ds[k]->data;
+        jd->g_row0[k] = jd->n_rows;
+        jd->g_rows[k] = (size_t)g[k].d.rows;
+        jd->n_rows += (size_t)g[k].d.rows;
+    }
+    jd->n_groups = ng;
+    size_t rows = jd->n_rows;
+
+    /* Targets: a task's rows are its dataset's; elsewhere its target is
+     * missing (NaN), so it is masked out of that task's loss and metrics. */
+    jd->n_tasks = sp->n_tasks;
+    for (int i = 0; i < sp->n_tasks; i++) {
+        svc__jd_task *t = &jd->task[i];
+        const jd_group *gr = &g[t->group];
+        const int ncols = gr->d.cols;
+        const size_t r0 = jd->g_row0[t->group], gn = jd->g_rows[t->group];
+        int c = col_index(gr->cols, json_string_value(json_object_get(defs[i], "target")));
         if (c < 0) {
             rc = svc__fail(e, SVC_EIO, NULL, "task '%s': target column is gone", st[i].name);
             goto done;
         }
-        target_col[c] = 1;
-        size_t fi;
-        json_t *f;
-        json_array_foreach(json_object_get(defs[i], "features"), fi, f)
-        {
-            int fc = col_index(cols, json_string_value(f));
-            if (fc >= 0)
-                use_col[fc] = 1;
-        }
-        svc__jd_task *t = &jd->task[i];
         snprintf(t->name, sizeof t->name, "%s", st[i].name);
         t->lambda = sp->tasks[i].weight;
         t->classification =
@@ -288,7 +330,10 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
             rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
             goto done;
         }
-        json_t *levels = json_object_get(json_array_get(cols, (size_t)c), "levels");
+        for (size_t r = 0; r < rows; r++)
+            t->y[r] = NAN;
+        float *ty = t->y + r0;
+        json_t *levels = json_object_get(json_array_get(gr->cols, (size_t)c), "levels");
         if (t->classification && levels) {
             t->n_classes = (int)json_array_size(levels);
             t->labels = calloc((size_t)t->n_classes, sizeof *t->labels);
@@ -298,14 +343,18 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
             }
             for (int l = 0; l < t->n_classes; l++)
                 t->labels[l] = strdup(json_string_value(json_array_get(levels, (size_t)l)));
-            for (size_t r = 0; r < rows; r++)
-                t->y[r] = data[r * (size_t)ncols + (size_t)c];
+            for (size_t r = 0; r < gn; r++)
+                ty[r] = gr->data[r * (size_t)ncols + (size_t)c];
         } else if (t->classification) {
-            if ((rc = numeric_classes(data, rows, ncols, c, t, e)) != SVC_OK)
+            float *y_all = t->y;
+            t->y = ty; /* numeric_classes fills [0, gn) */
+            rc = numeric_classes(gr->data, gn, ncols, c, t, e);
+            t->y = y_all;
+            if (rc != SVC_OK)
                 goto done;
         } else {
-            for (size_t r = 0; r < rows; r++)
-                t->y[r] = data[r * (size_t)ncols + (size_t)c];
+            for (size_t r = 0; r < gn; r++)
+                ty[r] = gr->data[r * (size_t)ncols + (size_t)c];
         }
         for (size_t r = 0; r < rows; r++)
             t->n_missing += isnan(t->y[r]);
@@ -316,35 +365,55 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
         }
     }
 
-    /* Inputs: used columns minus targets, one-hot for categories. */
+    /* Inputs: the union by name over the datasets of every column a task
+     * uses, minus every target of the job, one-hot for categories. */
     jd->input_names = json_array();
-    int n_in = 0;
-    for (int c = 0; c < ncols; c++) {
-        if (!use_col[c] || target_col[c])
-            continue;
-        json_t *col = json_array_get(cols, (size_t)c);
-        json_t *levels = json_object_get(col, "levels");
-        const char *cn = json_string_value(json_object_get(col, "name"));
-        if (levels) {
-            for (size_t l = 0; l < json_array_size(levels); l++) {
-                char buf[300];
-                snprintf(buf, sizeof buf, "%s=%s", cn,
-                         json_string_value(json_array_get(levels, l)));
-                json_array_append_new(jd->input_names, json_string(buf));
+    if (!jd->input_names) {
+        rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < ng; k++) {
+        int off = 0;
+        for (int c = 0; c < g[k].d.cols; c++) {
+            json_t *col = json_array_get(g[k].cols, (size_t)c);
+            const char *cn = json_string_value(json_object_get(col, "name"));
+            int used = 0;
+            g[k].slot[c] = -1;
+            for (int i = 0; i < sp->n_tasks && !used; i++) {
+                if (jd->task[i].group != k)
+                    continue;
+                size_t fi;
+                json_t *f;
+                json_array_foreach(json_object_get(defs[i], "features"), fi, f)
+                {
+                    if (strcmp(json_string_value(f), cn) == 0)
+                        used = 1;
+                }
             }
-            n_in += (int)json_array_size(levels);
-        } else {
-            json_array_append_new(jd->input_names, json_string(cn));
-            n_in++;
+            if (!used || is_target(defs, sp->n_tasks, cn))
+                continue;
+            json_t *levels = json_object_get(col, "levels");
+            if (levels) {
+                g[k].slot[c] = off;
+                for (size_t l = 0; l < json_array_size(levels); l++) {
+                    char buf[300];
+                    snprintf(buf, sizeof buf, "%s=%s", cn,
+                             json_string_value(json_array_get(levels, l)));
+                    g[k].lv[off++] = union_index(jd->input_names, buf);
+                }
+            } else {
+                g[k].slot[c] = union_index(jd->input_names, cn);
+            }
         }
     }
+    int n_in = (int)json_array_size(jd->input_names);
     if (n_in == 0) {
         rc = svc__fail(e, SVC_EINVAL, "tasks",
                        "no input columns left once every target of the job is removed");
         goto done;
     }
     jd->n_in = n_in;
-    jd->x = calloc(rows * (size_t)n_in, sizeof *jd->x);
+    jd->x = malloc(rows * (size_t)n_in * sizeof *jd->x);
     jd->x_mean = calloc((size_t)n_in, sizeof *jd->x_mean);
     jd->x_std = calloc((size_t)n_in, sizeof *jd->x_std);
     jd->train = malloc(rows * sizeof *jd->train);
@@ -354,50 +423,69 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
         rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory building inputs");
         goto done;
     }
-    for (size_t r = 0; r < rows; r++) {
-        float *dst = jd->x + r * (size_t)n_in;
-        const float *srcrow = data + r * (size_t)ncols;
-        int k = 0;
-        for (int c = 0; c < ncols; c++) {
-            if (!use_col[c] || target_col[c])
-                continue;
-            json_t *levels = json_object_get(json_array_get(cols, (size_t)c), "levels");
-            if (levels) {
-                size_t nl = json_array_size(levels);
-                /* a missing category (NaN) is all zeros before standardising */
-                size_t li = isnan(srcrow[c]) ? nl : (size_t)srcrow[c];
-                if (li < nl)
-                    dst[k + (int)li] = 1.0f;
-                k += (int)nl;
-            } else {
-                dst[k++] = srcrow[c];
+    /* A column a dataset lacks is missing (NaN): imputed below. */
+    for (size_t i = 0; i < rows * (size_t)n_in; i++)
+        jd->x[i] = NAN;
+    for (int k = 0; k < ng; k++) {
+        const int ncols = g[k].d.cols;
+        for (size_t r = 0; r < jd->g_rows[k]; r++) {
+            float *dst = jd->x + (jd->g_row0[k] + r) * (size_t)n_in;
+            const float *srcrow = g[k].data + r * (size_t)ncols;
+            for (int c = 0; c < ncols; c++) {
+                if (g[k].slot[c] < 0)
+                    continue;
+                json_t *levels = json_object_get(json_array_get(g[k].cols, (size_t)c), "levels");
+                if (levels) {
+                    /* one-hot; a missing category (NaN) is all zeros before standardising */
+                    size_t nl = json_array_size(levels);
+                    size_t li = isnan(srcrow[c]) ? nl : (size_t)srcrow[c];
+                    for (size_t l = 0; l < nl; l++)
+                        dst[g[k].lv[g[k].slot[c] + (int)l]] = l == li ? 1.0f : 0.0f;
+                } else {
+                    dst[g[k].slot[c]] = srcrow[c];
+                }
             }
         }
     }
 
-    /* Split, stratified on the first classification task. */
-    int strat_task = -1;
-    for (int i = 0; i < jd->n_tasks && strat_task < 0; i++)
-        if (jd->task[i].classification)
-            strat_task = i;
-    if (strat_task >= 0) /* rows missing that target make a stratum of their own */
-        for (size_t r = 0; r < rows; r++)
-            strata[r] = isnan(jd->task[strat_task].y[r]) ? jd->task[strat_task].n_classes
-                                                           : (int)jd->task[strat_task].y[r];
+    /* Split each dataset, stratified on its first classification task. */
     eng_rng rng;
     eng_rng_seed(&rng, sp->seed ^ 0x5eed5917ULL);
-    if (eng_split(strat_task >= 0 ? strata : NULL,
-                  strat_task >= 0 ? jd->task[strat_task].n_classes +
-                                        (jd->task[strat_task].n_missing > 0)
-                                  : 1,
-                  rows,
-                  sp->test_fraction,
-                  &rng, jd->train, &jd->n_train, jd->test, &jd->n_test) != ENG_OK ||
-        jd->n_train == 0 || jd->n_test == 0) {
-        rc = svc__fail(e, SVC_EINVAL, "test_fraction",
-                       "cannot split %zu rows into train and test with test_fraction %g", rows,
-                       sp->test_fraction);
-        goto done;
+    for (int k = 0; k < ng; k++) {
+        const size_t r0 = jd->g_row0[k], gn = jd->g_rows[k];
+        int strat_task = -1;
+        for (int i = 0; i < jd->n_tasks && strat_task < 0; i++)
+            if (jd->task[i].group == k && jd->task[i].classification)
+                strat_task = i;
+        int n_strata = 1;
+        if (strat_task >= 0) { /* rows missing that target make a stratum of their own */
+            const svc__jd_task *t = &jd->task[strat_task];
+            size_t miss = 0;
+            for (size_t r = 0; r < gn; r++) {
+                strata[r] = isnan(t->y[r0 + r]) ? t->n_classes : (int)t->y[r0 + r];
+                miss += isnan(t->y[r0 + r]);
+            }
+            n_strata = t->n_classes + (miss > 0);
+        }
+        size_t ntr = 0, nte = 0;
+        uint32_t *tr = jd->train + jd->n_train, *te = jd->test + jd->n_test;
+        if (eng_split(strat_task >= 0 ? strata : NULL, n_strata, gn, sp->test_fraction, &rng, tr,
+                      &ntr, te, &nte) != ENG_OK ||
+            ntr == 0 || nte == 0) {
+            rc = svc__fail(e, SVC_EINVAL, "test_fraction",
+                           "cannot split the %zu rows of dataset '%s' into train and test with "
+                           "test_fraction %g",
+                           gn, g[k].d.name, sp->test_fraction);
+            goto done;
+        }
+        for (size_t i = 0; i < ntr; i++)
+            tr[i] += (uint32_t)r0;
+        for (size_t i = 0; i < nte; i++)
+            te[i] += (uint32_t)r0;
+        jd->g_train0[k] = jd->n_train;
+        jd->g_ntrain[k] = ntr;
+        jd->n_train += ntr;
+        jd->n_test += nte;
     }
 
     /* A missing number input (NaN, ?missing=keep) takes its column's mean
@@ -489,11 +577,13 @@ done:
         store_task_clear(&st[i]);
         json_decref(defs[i]);
     }
-    store_dataset_clear(&d);
-    json_decref(meta);
+    for (int k = 0; k < ENG_MAX_TASKS; k++) {
+        store_dataset_clear(&g[k].d);
+        json_decref(g[k].meta);
+        free(g[k].slot);
+        free(g[k].lv);
+    }
     free(strata);
-    free(target_col);
-    free(use_col);
     if (rc != SVC_OK)
         svc__jobdata_clear(jd);
     return rc;
@@ -518,6 +608,7 @@ void svc__jobdata_clear(svc__jobdata *jd)
     free(jd->train);
     free(jd->test);
     json_decref(jd->input_names);
-    ds_release(jd->ds);
+    for (int k = 0; k < jd->n_groups; k++)
+        ds_release(jd->ds[k]);
     memset(jd, 0, sizeof *jd);
 }

@@ -19,6 +19,7 @@ typedef struct {
     float *class_weight;    /* [n_classes] or NULL */
     double lambda;          /* static task weight */
     size_t n_missing;       /* rows whose target is missing (y NaN: masked out of the loss) */
+    int group;              /* index of the task's dataset among the job's (0 = the first) */
 } svc__jd_task;
 
 typedef struct {
@@ -31,7 +32,14 @@ typedef struct {
     svc__jd_task task[ENG_MAX_TASKS];
     uint32_t *train, *test;
     size_t n_train, n_test;
-    struct svc__dsentry *ds; /* the dataset's rows, shared (a reference held until clear) */
+    /* The job's datasets ("groups", in the order of their first task): their
+     * rows are stacked, group k's are [g_row0[k], g_row0[k] + g_rows[k]) and
+     * its training rows train[g_train0[k] .. + g_ntrain[k]). A task's target
+     * is missing (NaN) on the other groups' rows. */
+    int n_groups;
+    size_t g_row0[ENG_MAX_TASKS], g_rows[ENG_MAX_TASKS];
+    size_t g_train0[ENG_MAX_TASKS], g_ntrain[ENG_MAX_TASKS];
+    struct svc__dsentry *ds[ENG_MAX_TASKS]; /* each group's rows, shared (held until clear) */
 } svc__jobdata;
 
 /* Builds the data for spec (already validated). Errors name what is wrong.

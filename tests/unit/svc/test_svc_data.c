@@ -183,8 +183,8 @@ START_TEST(jobs_share_one_copy)
     svc__spec sp = spec();
     ck_assert_msg(svc__jobdata_load(S, &sp, &a, &e) == SVC_OK, "%s", e.message);
     ck_assert_int_eq(svc__jobdata_load(S, &sp, &b, &e), SVC_OK);
-    ck_assert_ptr_nonnull(a.ds);
-    ck_assert_ptr_eq(a.ds, b.ds); /* one copy of the rows */
+    ck_assert_ptr_nonnull(a.ds[0]);
+    ck_assert_ptr_eq(a.ds[0], b.ds[0]); /* one copy of the rows */
     ck_assert_uint_eq(svc__dataset_cache_count(S), 1);
     ck_assert_uint_eq(a.n_rows, ROWS);
     ck_assert(a.x != b.x); /* what each job derives is its own */
@@ -206,7 +206,7 @@ static void *loader(void *arg)
     svc_error e = {0};
     pthread_barrier_wait(&BAR);
     if (svc__jobdata_load(S, &SP, jd, &e) != SVC_OK)
-        jd->ds = NULL;
+        jd->ds[0] = NULL;
     return NULL;
 }
 
@@ -225,8 +225,8 @@ START_TEST(concurrent_loads_load_once)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&BAR);
     for (int i = 0; i < N_THREADS; i++) {
-        ck_assert_ptr_nonnull(jd[i].ds);
-        ck_assert_ptr_eq(jd[i].ds, jd[0].ds);
+        ck_assert_ptr_nonnull(jd[i].ds[0]);
+        ck_assert_ptr_eq(jd[i].ds[0], jd[0].ds[0]);
     }
     ck_assert_uint_eq(svc__dataset_cache_count(S), 1);
     for (int i = 0; i < N_THREADS; i++)
