@@ -21,6 +21,7 @@
 #include "daemon/svc_internal.h"
 #include "daemon/svc_meta.h"
 #include "daemon/svc_log.h"
+#include "engine/weighting.h"
 
 /* How long svc_job_cancel waits for a running job to stop. */
 #define CANCEL_WAIT_S 1.0
@@ -132,10 +133,24 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
                              "meta-learning algorithms (maml, fomaml, reptile, anil, metasgd)",
                              sp.tasks[i].task);
         }
-        if (dataset_id >= 0 && ds != dataset_id)
-            return svc__fail(e, SVC_EUNSUPPORTED, field,
-                             "the tasks of a multitask job must share one dataset in this build "
-                             "(task '%s' uses another)", sp.tasks[i].task);
+        if (dataset_id >= 0 && ds != dataset_id) {
+            /* Tasks on several datasets: a step trains one task on its own
+             * dataset's batch ("sampling"), so what needs every task on one
+             * batch cannot apply. */
+            if (svc__is_meta(sp.algorithm))
+                return svc__fail(e, SVC_EUNSUPPORTED, field,
+                                 "the tasks of a meta-learning job must share one dataset "
+                                 "(task '%s' uses another)", sp.tasks[i].task);
+            if (sp.weighting == ENG_WT_GRADNORM || sp.weighting == ENG_WT_PCGRAD)
+                return svc__fail(e, SVC_EUNSUPPORTED, "weighting",
+                                 "weighting '%s' needs every task on one batch; task '%s' uses "
+                                 "another dataset (use static, uncertainty or dwa)",
+                                 svc__weighting_name(sp.weighting), sp.tasks[i].task);
+            if (sp.baselines)
+                return svc__fail(e, SVC_EUNSUPPORTED, "baselines",
+                                 "baselines are not available for tasks on several datasets "
+                                 "(task '%s' uses another)", sp.tasks[i].task);
+        }
         dataset_id = ds;
         for (int j = 0; j < i; j++)
             if (task_ids[j] == task_ids[i])

@@ -10,6 +10,13 @@
  * task so an imbalanced class keeps its share in the test split, and is a
  * function of the seed only: the same spec gives the same split.
  *
+ * Tasks from several datasets: each dataset's rows are stacked one after
+ * the other, the inputs are the union of the columns by name (a column a
+ * dataset lacks is missing there, so it takes the training mean and
+ * standardises to 0), a task's target is missing on the other datasets'
+ * rows (masked out of its loss and metrics), and each dataset is split on
+ * its own. One dataset builds exactly what it always did.
+ *
  * A dataset's rows are read from SQLite once and shared, read-only, by every
  * job that uses them at the same time: a reference-counted cache of
  * entries in svc.ds_cache. The first job to ask reads the rows (without the
@@ -222,8 +229,8 @@ typedef struct {
     int *lv;                /* [all levels]: the input index of each level */
 } jd_group;
 
-/* Index of name in arr (an array of strings), appending it if absent. */
-static int union_index(json_t *arr, const char *name)
+/* Index of name in arr (an array of strings), -1 if absent. */
+static int name_index(json_t *arr, const char *name)
 {
     size_t i;
     json_t *v;
@@ -232,8 +239,28 @@ static int union_index(json_t *arr, const char *name)
         if (strcmp(json_string_value(v), name) == 0)
             return (int)i;
     }
-    json_array_append_new(arr, json_string(name));
-    return (int)json_array_size(arr) - 1;
+    return -1;
+}
+
+/* Adds input name to arr unless there. A category's levels ("col=level",
+ * cn the length of "col") stay consecutive, as predict reads them back as
+ * one column: a level another dataset adds goes after the column's last. */
+static void union_add(json_t *arr, const char *name, size_t cn)
+{
+    if (name_index(arr, name) >= 0)
+        return;
+    size_t i, at = 0;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *o = json_string_value(v);
+        if (cn && strncmp(o, name, cn + 1) == 0)
+            at = i + 1;
+    }
+    if (at)
+        json_array_insert_new(arr, at, json_string(name));
+    else
+        json_array_append_new(arr, json_string(name));
 }
 
 /* Is name the target of one of the job's tasks? */
@@ -372,37 +399,45 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
         rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory");
         goto done;
     }
-    for (int k = 0; k < ng; k++) {
-        int off = 0;
-        for (int c = 0; c < g[k].d.cols; c++) {
-            json_t *col = json_array_get(g[k].cols, (size_t)c);
-            const char *cn = json_string_value(json_object_get(col, "name"));
-            int used = 0;
-            g[k].slot[c] = -1;
-            for (int i = 0; i < sp->n_tasks && !used; i++) {
-                if (jd->task[i].group != k)
+    for (int pass = 0; pass < 2; pass++) { /* 0: the names; 1: where each column goes */
+        for (int k = 0; k < ng; k++) {
+            int off = 0;
+            for (int c = 0; c < g[k].d.cols; c++) {
+                json_t *col = json_array_get(g[k].cols, (size_t)c);
+                const char *cn = json_string_value(json_object_get(col, "name"));
+                int used = 0;
+                g[k].slot[c] = -1;
+                for (int i = 0; i < sp->n_tasks && !used; i++) {
+                    if (jd->task[i].group != k)
+                        continue;
+                    size_t fi;
+                    json_t *f;
+                    json_array_foreach(json_object_get(defs[i], "features"), fi, f)
+                    {
+                        if (strcmp(json_string_value(f), cn) == 0)
+                            used = 1;
+                    }
+                }
+                if (!used || is_target(defs, sp->n_tasks, cn))
                     continue;
-                size_t fi;
-                json_t *f;
-                json_array_foreach(json_object_get(defs[i], "features"), fi, f)
-                {
-                    if (strcmp(json_string_value(f), cn) == 0)
-                        used = 1;
+                json_t *levels = json_object_get(col, "levels");
+                if (levels) {
+                    g[k].slot[c] = off;
+                    for (size_t l = 0; l < json_array_size(levels); l++) {
+                        char buf[300];
+                        snprintf(buf, sizeof buf, "%s=%s", cn,
+                                 json_string_value(json_array_get(levels, l)));
+                        if (pass == 0)
+                            union_add(jd->input_names, buf, strlen(cn));
+                        else
+                            g[k].lv[off] = name_index(jd->input_names, buf);
+                        off++;
+                    }
+                } else if (pass == 0) {
+                    union_add(jd->input_names, cn, 0);
+                } else {
+                    g[k].slot[c] = name_index(jd->input_names, cn);
                 }
-            }
-            if (!used || is_target(defs, sp->n_tasks, cn))
-                continue;
-            json_t *levels = json_object_get(col, "levels");
-            if (levels) {
-                g[k].slot[c] = off;
-                for (size_t l = 0; l < json_array_size(levels); l++) {
-                    char buf[300];
-                    snprintf(buf, sizeof buf, "%s=%s", cn,
-                             json_string_value(json_array_get(levels, l)));
-                    g[k].lv[off++] = union_index(jd->input_names, buf);
-                }
-            } else {
-                g[k].slot[c] = union_index(jd->input_names, cn);
             }
         }
     }

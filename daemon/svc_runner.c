@@ -68,7 +68,54 @@ typedef struct {
     json_t *from_note;     /* from_checkpoint: what was copied (for results) */
     double *gate_mean;     /* mixtures: [level][task][ENG_MOE_MAX_EXPERTS] mean gate
                               weights of the last evaluate; NULL without a mixture */
+    /* Tasks on several datasets (jd.n_groups > 1): a step trains one task
+     * on a batch of its own dataset's training rows (see sampled_task). */
+    int multi;
+    uint32_t *gperm;       /* [n_train]: each dataset's row order, at jd.g_train0[g] */
+    long gperm_epoch[ENG_MAX_TASKS];
+    int64_t g_count[ENG_MAX_TASKS]; /* batches drawn from each dataset so far */
 } run;
+
+/* The task a step trains when the tasks come from several datasets: a pure
+ * function of (seed, step), so a resumed job replays the same sequence.
+ * round_robin: the tasks in turn; proportional: task t with probability
+ * proportional to its dataset's training rows. */
+static int sampled_task(const run *r, int64_t step)
+{
+    const svc__jobdata *jd = &r->jd;
+    if (r->sp.sampling == 0)
+        return (int)(step % jd->n_tasks);
+    eng_rng rng;
+    eng_rng_seed(&rng, r->sp.seed ^ (0x94d049bb133111ebULL * (uint64_t)(step + 1)));
+    double total = 0;
+    for (int t = 0; t < jd->n_tasks; t++)
+        total += (double)jd->g_ntrain[jd->task[t].group];
+    double u = eng_rng_uniform(&rng) * total;
+    for (int t = 0; t < jd->n_tasks; t++) {
+        u -= (double)jd->g_ntrain[jd->task[t].group];
+        if (u < 0)
+            return t;
+    }
+    return jd->n_tasks - 1;
+}
+
+/* Rows [*lo, *hi) of the returned order make dataset g's next batch: its
+ * g_count[g]-th, in epochs of that dataset's own training rows. */
+static const uint32_t *group_batch(run *r, int g, size_t *lo, size_t *hi)
+{
+    const size_t n = r->jd.g_ntrain[g], B = (size_t)r->sp.batch_size;
+    const int64_t spe = (int64_t)((n + B - 1) / B);
+    const long epoch = (long)(r->g_count[g] / spe);
+    uint32_t *perm = r->gperm + r->jd.g_train0[g];
+    if (r->gperm_epoch[g] != epoch) {
+        svc__epoch_perm(r->sp.seed + (uint64_t)g, epoch, r->jd.train + r->jd.g_train0[g], n, perm);
+        r->gperm_epoch[g] = epoch;
+    }
+    *lo = (size_t)(r->g_count[g] % spe) * B;
+    *hi = *lo + B < n ? *lo + B : n;
+    r->g_count[g]++;
+    return perm;
+}
 
 /* Has the batch at least one row labelled for this task? */
 static int batch_has_label(const eng_task_batch *tb, int n)
@@ -1078,6 +1125,7 @@ static void run_free(run *r)
         free(r->rwb[t]);
     }
     free(r->perm);
+    free(r->gperm);
     json_decref(r->from_note);
     svc__jobdata_clear(&r->jd);
 }
@@ -1153,7 +1201,13 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     r.v = calloc(np, sizeof *r.v);
     r.xb = malloc((size_t)r.sp.batch_size * (size_t)r.jd.n_in * sizeof *r.xb);
     r.perm = malloc(r.jd.n_train * sizeof *r.perm);
-    int ok = r.m && r.v && r.xb && r.perm;
+    r.multi = r.jd.n_groups > 1;
+    if (r.multi) {
+        r.gperm = malloc(r.jd.n_train * sizeof *r.gperm);
+        for (int g = 0; g < ENG_MAX_TASKS; g++)
+            r.gperm_epoch[g] = -1;
+    }
+    int ok = r.m && r.v && r.xb && r.perm && (!r.multi || r.gperm);
     if (eng_mtl_gate_levels(r.model) > 0) {
         r.gate_mean = calloc((size_t)eng_mtl_gate_levels(r.model) * (size_t)r.jd.n_tasks *
                                  ENG_MOE_MAX_EXPERTS,
@@ -1163,7 +1217,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     for (int t = 0; t < r.jd.n_tasks; t++) {
         r.yb[t] = malloc((size_t)r.sp.batch_size * sizeof *r.yb[t]);
         ok = ok && r.yb[t];
-        if (r.jd.task[t].n_missing) {
+        if (r.jd.task[t].n_missing || r.multi) {
             r.rwb[t] = malloc((size_t)r.sp.batch_size * sizeof *r.rwb[t]);
             ok = ok && r.rwb[t];
         }
@@ -1201,6 +1255,9 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         fail_job(&r, "checkpoint_unreadable", msg);
         goto out;
     }
+    if (r.multi) /* where each dataset's batches are, replayed from step 0 */
+        for (int64_t k = 0; k < r.step; k++)
+            r.g_count[r.jd.task[sampled_task(&r, k)].group]++;
     atomic_store(&slot->total, r.total);
     atomic_store(&slot->step, r.step);
     pthread_mutex_lock(&s->mu);
@@ -1252,22 +1309,33 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
             svc__events_state(s, job_id, "queued", NULL, NULL);
             goto out;
         }
-        long epoch = (long)(r.step / (int64_t)r.spe);
-        size_t b = (size_t)(r.step % (int64_t)r.spe);
-        epoch_perm(&r, epoch);
-        size_t lo = b * (size_t)r.sp.batch_size;
-        size_t hi = lo + (size_t)r.sp.batch_size;
-        if (hi > r.jd.n_train)
-            hi = r.jd.n_train;
+        size_t lo, hi;
+        const uint32_t *order;
+        int only = -1; /* several datasets: the one task this step trains */
+        if (r.multi) {
+            only = sampled_task(&r, r.step);
+            order = group_batch(&r, r.jd.task[only].group, &lo, &hi);
+        } else {
+            long epoch = (long)(r.step / (int64_t)r.spe);
+            size_t b = (size_t)(r.step % (int64_t)r.spe);
+            epoch_perm(&r, epoch);
+            lo = b * (size_t)r.sp.batch_size;
+            hi = lo + (size_t)r.sp.batch_size;
+            if (hi > r.jd.n_train)
+                hi = r.jd.n_train;
+            order = r.perm;
+        }
         int nb = (int)(hi - lo);
         for (int i = 0; i < nb; i++) {
-            uint32_t row = r.perm[lo + (size_t)i];
+            uint32_t row = order[lo + (size_t)i];
             memcpy(r.xb + (size_t)i * r.jd.n_in, r.jd.x + (size_t)row * r.jd.n_in,
                    (size_t)r.jd.n_in * sizeof(float));
             for (int t = 0; t < r.jd.n_tasks; t++) {
                 r.yb[t][i] = r.jd.task[t].y[row];
-                if (r.rwb[t]) /* a missing target is masked out of that task's loss only */
-                    r.rwb[t][i] = isnan(r.yb[t][i]) ? 0.0f : 1.0f;
+                /* a missing target is masked out of that task's loss only; with
+                 * several datasets every other task sits this step out (lambda 0) */
+                if (r.rwb[t])
+                    r.rwb[t][i] = isnan(r.yb[t][i]) || (only >= 0 && t != only) ? 0.0f : 1.0f;
             }
         }
         for (int t = 0; t < r.jd.n_tasks; t++) {

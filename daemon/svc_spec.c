@@ -203,12 +203,8 @@ static const char *const sampling_names[] = {"round_robin", "proportional"};
 
 static int apply_sampling(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    int rc = pick(NAMES(sampling_names), v, path, &sp->sampling, e);
-    if (rc == SVC_OK) /* it only matters for tasks on several datasets */
-        return svc__fail(e, SVC_EUNSUPPORTED, path,
-                         "'%s' is not available in this build yet (the tasks of a job share "
-                         "one dataset)", path);
-    return rc;
+    /* it only matters for tasks on several datasets (svc_job.c, svc_runner.c) */
+    return pick(NAMES(sampling_names), v, path, &sp->sampling, e);
 }
 
 static int apply_baselines(svc__spec *sp, json_t *v, const char *path, svc_error *e)

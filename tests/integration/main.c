@@ -20,6 +20,7 @@ Suite *cli_suite(void);
 Suite *cli_term_suite(void);
 Suite *cli_upload_suite(void);
 Suite *weighting_suite(void);
+Suite *sampling_suite(void);
 Suite *mmoe_suite(void);
 Suite *datasets_suite(void);
 Suite *activation_suite(void);
@@ -42,6 +43,7 @@ static const struct {
     {"cli_term", cli_term_suite},
     {"cli_upload", cli_upload_suite},
     {"weighting", weighting_suite},
+    {"sampling", sampling_suite},
     {"mmoe", mmoe_suite},
     {"datasets", datasets_suite},
     {"activation", activation_suite},
