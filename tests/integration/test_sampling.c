@@ -132,7 +132,7 @@ START_TEST(round_robin_trains_both_and_resumes_bit_identically)
     char dir[256];
     static const char *spec =
         "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
-        "\"sampling\":\"round_robin\",\"model\":{\"trunk\":[32]},\"epochs\":12,"
+        "\"sampling\":\"round_robin\",\"model\":{\"trunk\":[32]},\"epochs\":40,"
         "\"batch_size\":32,\"seed\":4,\"checkpoint_every\":20}";
     h_tmpdir(dir, sizeof dir);
     h_start(&p, dir, NULL);
