@@ -430,3 +430,22 @@ void h_expect_error(const h_resp *r, long status, const char *code, const char *
     }
     json_decref(j);
 }
+
+void h_wait_running_past(const mtld_proc *p, long long id, long long step)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
+    for (double end = h_now() + 300; h_now() < end;) {
+        json_t *j = h_get_json(p, path, 200);
+        long long s = json_integer_value(json_object_get(j, "step"));
+        const char *st = json_string_value(json_object_get(j, "state"));
+        int done = strcmp(st, "running") && strcmp(st, "queued");
+        json_decref(j);
+        ck_assert_msg(!done, "job %lld finished before it could be interrupted", id);
+        if (s > step)
+            return;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("job %lld never got past step %lld", id, step);
+}

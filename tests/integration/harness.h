@@ -68,6 +68,9 @@ json_t *h_wait_job(const mtld_proc *p, long long id, double timeout);
 
 /* Seconds on the monotonic clock, for deadlines (never for timing claims). */
 double h_now(void);
+/* Waits (a 300 s deadline) until job id is running past step; fails the test
+ * if the job ends first — for tests that interrupt a job mid-way. */
+void h_wait_running_past(const mtld_proc *p, long long id, long long step);
 /* Sleeps ms milliseconds. */
 void h_sleep_ms(long ms);
 

@@ -150,26 +150,6 @@ static long long submit(mtld_proc *p)
     return id;
 }
 
-/* Waits until the job has passed its first checkpoint but is not done. */
-static void wait_running_past(mtld_proc *p, long long id, long long step)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-    for (double end = h_now() + 300; h_now() < end;) {
-        json_t *j = h_get_json(p, path, 200);
-        long long s = json_integer_value(json_object_get(j, "step"));
-        const char *st = json_string_value(json_object_get(j, "state"));
-        int done = strcmp(st, "running") && strcmp(st, "queued");
-        json_decref(j);
-        ck_assert_msg(!done, "job finished before it could be interrupted");
-        if (s > step)
-            return;
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-    }
-    ck_abort_msg("job never got past step %lld", step);
-}
-
 /* The latest checkpoint of job id: its tensor table (the header without
  * __metadata__, which names the job) and its tensor bytes. */
 static void latest_tensors(mtld_proc *p, long long id, json_t **table, h_resp *raw, size_t *off)
@@ -245,7 +225,7 @@ static void check_resume(int sig)
     h_start(&p, DIR_, NULL);
     define(&p);
     long long a = submit(&p);
-    wait_running_past(&p, a, 160);
+    h_wait_running_past(&p, a, 160);
     int st = h_stop(&p, sig);
     char log[400];
     snprintf(log, sizeof log, "%s/mtld.log", DIR_);

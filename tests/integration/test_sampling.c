@@ -107,25 +107,6 @@ static void check_learned(json_t *job)
                      2400);
 }
 
-static void wait_past(mtld_proc *p, long long id, long long step)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-    for (int i = 0; i < 4000; i++) {
-        json_t *j = h_get_json(p, path, 200);
-        long long s = json_integer_value(json_object_get(j, "step"));
-        const char *st = json_string_value(json_object_get(j, "state"));
-        int done = strcmp(st, "running") && strcmp(st, "queued");
-        json_decref(j);
-        ck_assert_msg(!done, "job finished before it could be interrupted");
-        if (s > step)
-            return;
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
-    }
-    ck_abort_msg("job never got past step %lld", step);
-}
-
 START_TEST(round_robin_trains_both_and_resumes_bit_identically)
 {
     mtld_proc p;
@@ -138,7 +119,7 @@ START_TEST(round_robin_trains_both_and_resumes_bit_identically)
     h_start(&p, dir, NULL);
     define(&p, dir);
     long long a = submit(&p, spec);
-    wait_past(&p, a, 70); /* mid-epoch, after a checkpoint */
+    h_wait_running_past(&p, a, 70); /* mid-epoch, after a checkpoint */
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
     h_start(&p, dir, NULL);
     json_t *ja = h_wait_job(&p, a, 300);

@@ -422,25 +422,6 @@ START_TEST(baselines_report_delta_mtl)
 }
 END_TEST
 
-static void wait_past(mtld_proc *p, long long id, long long step)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-    for (int i = 0; i < 4000; i++) {
-        json_t *j = h_get_json(p, path, 200);
-        long long s = json_integer_value(json_object_get(j, "step"));
-        const char *st = json_string_value(json_object_get(j, "state"));
-        int done = strcmp(st, "running") && strcmp(st, "queued");
-        json_decref(j);
-        ck_assert_msg(!done, "job finished before it could be interrupted");
-        if (s > step)
-            return;
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
-    }
-    ck_abort_msg("job never got past step %lld", step);
-}
-
 START_TEST(gradnorm_resumes_bit_identically)
 {
     /* The learned weights, their Adam moments and L(0) live in the
@@ -457,7 +438,7 @@ START_TEST(gradnorm_resumes_bit_identically)
     h_start(&p, dir, NULL);
     define(&p);
     long long a = submit(&p, spec);
-    wait_past(&p, a, 100);
+    h_wait_running_past(&p, a, 100);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
     h_start(&p, dir, NULL);
     json_t *ja = h_wait_job(&p, a, 300);
