@@ -449,3 +449,14 @@ void h_wait_running_past(const mtld_proc *p, long long id, long long step)
     }
     ck_abort_msg("job %lld never got past step %lld", id, step);
 }
+
+void h_define_so(const mtld_proc *p)
+{
+    json_decref(h_upload(p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
+    json_decref(h_post_json(p, "/v1/tasks",
+                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
+    json_decref(h_post_json(p, "/v1/tasks",
+                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
+                            "\"kind\":\"classification\"}",
+                            201));
+}

@@ -66,6 +66,10 @@ json_t *h_upload(const mtld_proc *p, const char *name, const char *file, long ex
 /* Polls GET /v1/jobs/{id} until a final state (or timeout seconds). */
 json_t *h_wait_job(const mtld_proc *p, long long id, double timeout);
 
+/* Uploads data/stackoverflow/stackoverflow.csv as dataset "so" and defines
+ * the tasks most suites train: "salary" (regression) and "remote"
+ * (classification), each answered 201. */
+void h_define_so(const mtld_proc *p);
 /* Seconds on the monotonic clock, for deadlines (never for timing claims). */
 double h_now(void);
 /* Waits (a 300 s deadline) until job id is running past step; fails the test

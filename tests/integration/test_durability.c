@@ -22,17 +22,6 @@ static const char *SPEC =
     "\"tasks\":[\"salary\",\"remote\"],\"model\":{\"trunk\":[256,128]},"
     "\"epochs\":40,\"batch_size\":32,\"seed\":11,\"checkpoint_every\":150}";
 
-static void define(mtld_proc *p)
-{
-    json_decref(h_upload(p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
-    json_decref(h_post_json(p, "/v1/tasks",
-                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
-    json_decref(h_post_json(p, "/v1/tasks",
-                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
-                            "\"kind\":\"classification\"}",
-                            201));
-}
-
 /* Every row of a dataset, read through the preview in pages of 1000. */
 static json_t *all_rows(mtld_proc *p, const char *name, long long n)
 {
@@ -223,7 +212,7 @@ static void check_resume(int sig)
     mtld_proc p;
     h_tmpdir(DIR_, sizeof DIR_);
     h_start(&p, DIR_, NULL);
-    define(&p);
+    h_define_so(&p);
     long long a = submit(&p);
     h_wait_running_past(&p, a, 160);
     int st = h_stop(&p, sig);

@@ -21,13 +21,7 @@ static void setup(void)
 {
     h_tmpdir(DIR_, sizeof DIR_);
     h_start(&P, DIR_, NULL);
-    json_decref(h_upload(&P, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
-    json_decref(h_post_json(&P, "/v1/tasks",
-                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
-    json_decref(h_post_json(&P, "/v1/tasks",
-                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
-                            "\"kind\":\"classification\"}",
-                            201));
+    h_define_so(&P);
 }
 
 static void teardown(void)

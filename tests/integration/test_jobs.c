@@ -43,22 +43,11 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void define(mtld_proc *p)
-{
-    json_decref(h_upload(p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
-    json_decref(h_post_json(p, "/v1/tasks",
-                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
-    json_decref(h_post_json(p, "/v1/tasks",
-                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
-                            "\"kind\":\"classification\"}",
-                            201));
-}
-
 static void start(mtld_proc *p, const char *const *extra)
 {
     h_tmpdir(DIR_, sizeof DIR_);
     h_start(p, DIR_, extra);
-    define(p);
+    h_define_so(p);
 }
 
 static long long submit(mtld_proc *p, const char *spec)
@@ -386,7 +375,7 @@ START_TEST(out_of_memory_fails_the_job_only)
     const char *args[] = {"--max-model-bytes", "1099511627776", "--workers", "1", NULL};
     h_tmpdir(DIR_, sizeof DIR_);
     h_start_rlimit(&p, DIR_, args, 3ULL << 29);
-    define(&p);
+    h_define_so(&p);
     long long big = submit(&p, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\"],"
                                "\"model\":{\"trunk\":[4096,4096,4096,4096,4096,4096,4096,"
                                "4096]},\"epochs\":1}");

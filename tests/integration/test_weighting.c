@@ -20,22 +20,11 @@ static mtld_proc P;
 static char DIR_[256];
 static const char *J = "application/json";
 
-static void define(mtld_proc *p)
-{
-    json_decref(h_upload(p, "so", h_src("data/stackoverflow/stackoverflow.csv"), 201));
-    json_decref(h_post_json(p, "/v1/tasks",
-                            "{\"name\":\"salary\",\"dataset\":\"so\",\"target\":\"salary\"}", 201));
-    json_decref(h_post_json(p, "/v1/tasks",
-                            "{\"name\":\"remote\",\"dataset\":\"so\",\"target\":\"remote\","
-                            "\"kind\":\"classification\"}",
-                            201));
-}
-
 static void setup(void)
 {
     h_tmpdir(DIR_, sizeof DIR_);
     h_start(&P, DIR_, NULL);
-    define(&P);
+    h_define_so(&P);
 }
 
 static void teardown(void)
@@ -436,7 +425,7 @@ START_TEST(gradnorm_resumes_bit_identically)
         "\"checkpoint_every\":25}";
     h_tmpdir(dir, sizeof dir);
     h_start(&p, dir, NULL);
-    define(&p);
+    h_define_so(&p);
     long long a = submit(&p, spec);
     h_wait_running_past(&p, a, 100);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
