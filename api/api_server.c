@@ -141,6 +141,21 @@ typedef struct {
     int counted;
 } conn_ctx;
 
+/* Counts the Content-Length header lines of a request. libmicrohttpd reads
+ * the first and ignores the rest, so "Content-Length: 10" then
+ * "Content-Length: 2" with a 2-byte body would wait for 8 bytes that never
+ * come (until --connection-timeout); a request that says its length twice
+ * has not said it (RFC 9112 §6.3), and it is refused at its headers. */
+static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (key && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        (*(int *)cls)++;
+    return MHD_YES;
+}
+
 static enum MHD_Result sum_kv(void *cls, enum MHD_ValueKind kind, const char *key,
                               const char *value)
 {
@@ -225,6 +240,13 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                 "the request's header lines are larger than %zu bytes "
                                 "(max_header_bytes)",
                                 a->cfg.max_header_bytes);
+    }
+    int n_cl = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_cl, &n_cl);
+    if (n_cl > 1) {
+        r->close_after = 1; /* where this body ends is not known: read no more */
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Content-Length",
+                                "the request has %d Content-Length headers; send one", n_cl);
     }
     char params[API__MAX_PARAMS][160] = {{0}};
     for (size_t i = 0; i < api__n_routes; i++) {

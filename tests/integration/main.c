@@ -15,6 +15,7 @@ Suite *meta_jobs_suite(void);
 Suite *engine_spec_suite(void);
 Suite *api_suite(void);
 Suite *api_live_suite(void);
+Suite *api_strict_suite(void);
 Suite *csv_corpus_suite(void);
 Suite *cli_suite(void);
 Suite *cli_term_suite(void);
@@ -38,6 +39,7 @@ static const struct {
     {"engine_spec", engine_spec_suite},
     {"api", api_suite},
     {"api_live", api_live_suite},
+    {"api_strict", api_strict_suite},
     {"csv_corpus", csv_corpus_suite},
     {"cli", cli_suite},
     {"cli_term", cli_term_suite},
