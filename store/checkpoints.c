@@ -33,8 +33,15 @@ void store_checkpoint_list_free(store_checkpoint *c, size_t n)
     free(c);
 }
 
-static int checkpoint_from_row(sqlite3_stmt *st, store_checkpoint *out)
+/* store_checkpoint_list_free for store__collect. */
+static void checkpoint_list_free(void *items, size_t n)
 {
+    store_checkpoint_list_free(items, n);
+}
+
+static int checkpoint_from_row(sqlite3_stmt *st, void *item)
+{
+    store_checkpoint *out = item;
     store_checkpoint c = {0};
     int rc;
 
@@ -52,18 +59,11 @@ static int checkpoint_from_row(sqlite3_stmt *st, store_checkpoint *out)
     return rc;
 }
 
-static int job_exists(store *s, int64_t job_id)
-{
-    int found = 0;
-    int rc = store__exists(s, "SELECT 1 FROM jobs WHERE id = ?1", job_id, &found);
-    return rc == STORE_OK && !found ? STORE_ENOTFOUND : rc;
-}
-
 static int checkpoint_add_tx(store *s, int64_t job_id, int64_t step, const char *path,
                              int64_t bytes, int64_t *id_out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = job_exists(s, job_id);
+    int rc = store__job_exists(s, job_id);
     if (rc == STORE_OK)
         rc = store__prepare(s,
                             "INSERT INTO checkpoints(job_id, step, path, bytes)"
@@ -107,9 +107,7 @@ fail:
 static int checkpoint_list_tx(store *s, int64_t job_id, store_checkpoint **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    store_checkpoint *items = NULL;
-    size_t n = 0, cap = 0;
-    int rc = job_exists(s, job_id);
+    int rc = store__job_exists(s, job_id);
 
     if (rc == STORE_OK)
         rc = store__prepare(s,
@@ -118,26 +116,10 @@ static int checkpoint_list_tx(store *s, int64_t job_id, store_checkpoint **out, 
                             &st);
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 1, job_id));
-    if (rc != STORE_OK)
-        goto fail;
-    while ((rc = store__step_row(st)) == STORE_OK) {
-        rc = store__grow((void **)&items, &cap, n, sizeof *items);
-        if (rc == STORE_OK)
-            rc = checkpoint_from_row(st, &items[n]);
-        if (rc != STORE_OK)
-            goto fail;
-        n++;
-    }
-    if (rc != STORE_ENOTFOUND)
-        goto fail;
-    rc = STORE_OK;
-    *out = items;
-    *n_out = n;
-    items = NULL;
-    n = 0;
-fail:
+    if (rc == STORE_OK)
+        rc = store__collect(st, sizeof **out, checkpoint_from_row, checkpoint_list_free,
+                            (void **)out, n_out);
     sqlite3_finalize(st);
-    store_checkpoint_list_free(items, n);
     return rc;
 }
 

@@ -60,9 +60,16 @@ void store_dataset_list_free(store_dataset *d, size_t n)
     free(d);
 }
 
-/* Fills *out from a row selected as DATASET_COLS. */
-static int dataset_from_row(sqlite3_stmt *st, store_dataset *out)
+/* store_dataset_list_free for store__collect. */
+static void dataset_list_free(void *items, size_t n)
 {
+    store_dataset_list_free(items, n);
+}
+
+/* Fills *out from a row selected as DATASET_COLS. */
+static int dataset_from_row(sqlite3_stmt *st, void *item)
+{
+    store_dataset *out = item;
     store_dataset d = {0};
     int rc;
 
@@ -250,29 +257,11 @@ int store_dataset_find(store *s, const char *key, store_dataset *out)
 static int dataset_list_tx(store *s, store_dataset **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    store_dataset *items = NULL;
-    size_t n = 0, cap = 0;
     int rc = store__prepare(s, "SELECT " DATASET_COLS " FROM datasets WHERE complete ORDER BY id", &st);
-    if (rc != STORE_OK)
-        goto fail;
-    while ((rc = store__step_row(st)) == STORE_OK) {
-        rc = store__grow((void **)&items, &cap, n, sizeof *items);
-        if (rc == STORE_OK)
-            rc = dataset_from_row(st, &items[n]);
-        if (rc != STORE_OK)
-            goto fail;
-        n++;
-    }
-    if (rc != STORE_ENOTFOUND)
-        goto fail;
-    rc = STORE_OK;
-    *out = items;
-    *n_out = n;
-    items = NULL;
-    n = 0;
-fail:
+    if (rc == STORE_OK)
+        rc = store__collect(st, sizeof **out, dataset_from_row, dataset_list_free, (void **)out,
+                            n_out);
     sqlite3_finalize(st);
-    store_dataset_list_free(items, n);
     return rc;
 }
 

@@ -32,8 +32,15 @@ void store_import_list_free(store_import *m, size_t n)
     free(m);
 }
 
-static int import_from_row(sqlite3_stmt *st, store_import *out)
+/* store_import_list_free for store__collect. */
+static void import_list_free(void *items, size_t n)
 {
+    store_import_list_free(items, n);
+}
+
+static int import_from_row(sqlite3_stmt *st, void *item)
+{
+    store_import *out = item;
     store_import m = {0};
     m.id = sqlite3_column_int64(st, 0);
     m.bytes = sqlite3_column_int64(st, 3);
@@ -126,29 +133,11 @@ int store_import_find(store *s, const char *key, store_import *out)
 static int import_list_tx(store *s, store_import **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    store_import *items = NULL;
-    size_t n = 0, cap = 0;
     int rc = store__prepare(s, "SELECT " IMPORT_COLS " FROM imports ORDER BY id", &st);
-    if (rc != STORE_OK)
-        goto fail;
-    while ((rc = store__step_row(st)) == STORE_OK) {
-        rc = store__grow((void **)&items, &cap, n, sizeof *items);
-        if (rc == STORE_OK)
-            rc = import_from_row(st, &items[n]);
-        if (rc != STORE_OK)
-            goto fail;
-        n++;
-    }
-    if (rc != STORE_ENOTFOUND)
-        goto fail;
-    rc = STORE_OK;
-    *out = items;
-    *n_out = n;
-    items = NULL;
-    n = 0;
-fail:
+    if (rc == STORE_OK)
+        rc = store__collect(st, sizeof **out, import_from_row, import_list_free, (void **)out,
+                            n_out);
     sqlite3_finalize(st);
-    store_import_list_free(items, n);
     return rc;
 }
 

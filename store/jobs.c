@@ -55,10 +55,17 @@ void store_job_list_free(store_job *j, size_t n)
     free(j);
 }
 
-static int job_from_row(sqlite3_stmt *st, store_job *out)
+/* store_job_list_free for store__collect. */
+static void job_list_free(void *items, size_t n)
 {
-    /* column index of each string field, in JOB_COLS order */
+    store_job_list_free(items, n);
+}
+
+static int job_from_row(sqlite3_stmt *st, void *item)
+{
+    store_job *out = item;
     store_job j = {0};
+    /* column index of each string field, in JOB_COLS order */
     char **const str[] = {&j.name,       &j.state,       &j.spec,       &j.created_at,
                           &j.started_at, &j.finished_at, &j.error_code, &j.error_message,
                           &j.results};
@@ -78,6 +85,13 @@ static int job_from_row(sqlite3_stmt *st, store_job *out)
     else
         store_job_clear(&j);
     return rc;
+}
+
+int store__job_exists(store *s, int64_t job_id)
+{
+    int found = 0;
+    int rc = store__exists(s, "SELECT 1 FROM jobs WHERE id = ?1", job_id, &found);
+    return rc == STORE_OK && !found ? STORE_ENOTFOUND : rc;
 }
 
 /* ---- create ---------------------------------------------------------------- */
@@ -187,34 +201,16 @@ fail:
 static int job_list_tx(store *s, const char *state, store_job **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    store_job *items = NULL;
-    size_t n = 0, cap = 0;
     int rc = store__prepare(s,
                             "SELECT " JOB_COLS " FROM jobs"
                             " WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC",
                             &st);
     if (rc == STORE_OK)
         rc = store__bind_text(st, 1, state);
-    if (rc != STORE_OK)
-        goto fail;
-    while ((rc = store__step_row(st)) == STORE_OK) {
-        rc = store__grow((void **)&items, &cap, n, sizeof *items);
-        if (rc == STORE_OK)
-            rc = job_from_row(st, &items[n]);
-        if (rc != STORE_OK)
-            goto fail;
-        n++;
-    }
-    if (rc != STORE_ENOTFOUND)
-        goto fail;
-    rc = STORE_OK;
-    *out = items;
-    *n_out = n;
-    items = NULL;
-    n = 0;
-fail:
+    if (rc == STORE_OK)
+        rc = store__collect(st, sizeof **out, job_from_row, job_list_free, (void **)out,
+                            n_out);
     sqlite3_finalize(st);
-    store_job_list_free(items, n);
     return rc;
 }
 

@@ -27,18 +27,41 @@ void store_metric_list_free(store_metric *m, size_t n)
     free(m);
 }
 
-static int job_exists(store *s, int64_t job_id)
+/* store_metric_list_free for store__collect. */
+static void metric_list_free(void *items, size_t n)
 {
-    int found = 0;
-    int rc = store__exists(s, "SELECT 1 FROM jobs WHERE id = ?1", job_id, &found);
-    return rc == STORE_OK && !found ? STORE_ENOTFOUND : rc;
+    store_metric_list_free(items, n);
+}
+
+/* Fills *item from a row selected as step, task, split, name, value. */
+static int metric_from_row(sqlite3_stmt *st, void *item)
+{
+    store_metric *out = item;
+    store_metric m = {0};
+    int rc;
+
+    m.step = sqlite3_column_int64(st, 0);
+    m.value = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4);
+    rc = store__col_strdup(st, 1, &m.task);
+    if (rc == STORE_OK)
+        rc = store__col_strdup(st, 2, &m.split);
+    if (rc == STORE_OK)
+        rc = store__col_strdup(st, 3, &m.name);
+    if (rc == STORE_OK) {
+        *out = m;
+    } else {
+        free(m.task);
+        free(m.split);
+        free(m.name);
+    }
+    return rc;
 }
 
 static int metric_add_tx(store *s, int64_t job_id, const store_metric *m, size_t n)
 {
     sqlite3_stmt *st = NULL;
     size_t i;
-    int rc = job_exists(s, job_id);
+    int rc = store__job_exists(s, job_id);
     if (rc == STORE_OK)
         rc = store__prepare(s,
                             "INSERT INTO metrics(job_id, step, task, split, name, value)"
@@ -90,9 +113,7 @@ static int metric_list_tx(store *s, int64_t job_id, int64_t since, store_metric 
                           size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    store_metric *items = NULL;
-    size_t n = 0, cap = 0;
-    int rc = job_exists(s, job_id);
+    int rc = store__job_exists(s, job_id);
 
     if (rc == STORE_OK)
         rc = store__prepare(s,
@@ -103,36 +124,10 @@ static int metric_list_tx(store *s, int64_t job_id, int64_t since, store_metric 
         rc = store__err(sqlite3_bind_int64(st, 1, job_id));
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 2, since));
-    if (rc != STORE_OK)
-        goto fail;
-    while ((rc = store__step_row(st)) == STORE_OK) {
-        store_metric *m;
-        rc = store__grow((void **)&items, &cap, n, sizeof *items);
-        if (rc != STORE_OK)
-            goto fail;
-        m = &items[n];
-        memset(m, 0, sizeof *m);
-        n++; /* counted now so a half-filled item is freed on failure */
-        m->step = sqlite3_column_int64(st, 0);
-        m->value = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4);
-        rc = store__col_strdup(st, 1, &m->task);
-        if (rc == STORE_OK)
-            rc = store__col_strdup(st, 2, &m->split);
-        if (rc == STORE_OK)
-            rc = store__col_strdup(st, 3, &m->name);
-        if (rc != STORE_OK)
-            goto fail;
-    }
-    if (rc != STORE_ENOTFOUND)
-        goto fail;
-    rc = STORE_OK;
-    *out = items;
-    *n_out = n;
-    items = NULL;
-    n = 0;
-fail:
+    if (rc == STORE_OK)
+        rc = store__collect(st, sizeof **out, metric_from_row, metric_list_free, (void **)out,
+                            n_out);
     sqlite3_finalize(st);
-    store_metric_list_free(items, n);
     return rc;
 }
 
@@ -163,7 +158,7 @@ fail:
 static int metric_truncate_tx(store *s, int64_t job_id, int64_t step)
 {
     sqlite3_stmt *st = NULL;
-    int rc = job_exists(s, job_id);
+    int rc = store__job_exists(s, job_id);
     if (rc == STORE_OK)
         rc = store__prepare(s, "DELETE FROM metrics WHERE job_id = ?1 AND step > ?2", &st);
     if (rc == STORE_OK)

@@ -2,7 +2,7 @@
  * store/stmt.c — small helpers over prepared statements shared by the
  * entity files: preparing, stepping with result mapping, binding optional
  * text, copying text columns out, telling an id key from a name, and
- * growing result arrays.
+ * collecting the rows of a list query into an array.
  *
  * Every SQL string in the store is a constant; values always travel as
  * bound parameters.
@@ -119,7 +119,8 @@ int store__exec_id(store *s, const char *sql, int64_t id, int *changes)
     return rc;
 }
 
-int store__grow(void **items, size_t *cap, size_t n, size_t elem)
+/* Grows a list array of elem-sized items so that it holds at least n+1. */
+static int grow(void **items, size_t *cap, size_t n, size_t elem)
 {
     size_t ncap;
     void *p;
@@ -135,4 +136,31 @@ int store__grow(void **items, size_t *cap, size_t n, size_t elem)
     *items = p;
     *cap = ncap;
     return STORE_OK;
+}
+
+int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row,
+                   store__list_free_fn list_free, void **out, size_t *n_out)
+{
+    void *items = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+
+    while ((rc = store__step_row(st)) == STORE_OK) {
+        rc = grow(&items, &cap, n, elem);
+        if (rc == STORE_OK)
+            rc = from_row(st, (char *)items + n * elem);
+        if (rc != STORE_OK)
+            goto fail;
+        n++; /* only converted items are counted: a failed one holds nothing */
+    }
+    if (rc != STORE_ENOTFOUND)
+        goto fail;
+    rc = STORE_OK;
+    *out = items;
+    *n_out = n;
+    items = NULL;
+    n = 0;
+fail:
+    list_free(items, n); /* frees the array even when n is 0 */
+    return rc;
 }

@@ -66,8 +66,23 @@ int store__exists(store *s, const char *sql, int64_t id, int *found);
 /* Runs `sql` (one bound int64 parameter, no result rows); *changes (may be
  * NULL) receives the number of rows it changed. */
 int store__exec_id(store *s, const char *sql, int64_t id, int *changes);
-/* Grows a list array of elem-sized items so that it holds at least n+1. */
-int store__grow(void **items, size_t *cap, size_t n, size_t elem);
+/* Converts the current row of a list query into *item (an element of the
+ * list being built). On failure it leaves nothing allocated in *item. */
+typedef int (*store__row_fn)(sqlite3_stmt *st, void *item);
+/* Frees a list of n items built from rows (the type's store_*_list_free). */
+typedef void (*store__list_free_fn)(void *items, size_t n);
+/* Steps a prepared and bound list query to its end, converting each row with
+ * from_row into a malloc'd array of elem-sized items. On success *out and
+ * *n_out receive the array (the caller's) and its length; on any error what
+ * was built is freed with list_free and *out, *n_out are untouched. Does not
+ * finalise st. */
+int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row,
+                   store__list_free_fn list_free, void **out, size_t *n_out);
+
+/* ---- jobs.c --------------------------------------------------------------- */
+/* STORE_OK when job job_id exists, STORE_ENOTFOUND when not: for the tables
+ * that hang off a job (checkpoints, metrics). */
+int store__job_exists(store *s, int64_t job_id);
 
 /* ---- migrate.c ------------------------------------------------------------ */
 /* Brings the schema to the newest version in one BEGIN IMMEDIATE transaction;

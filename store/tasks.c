@@ -34,8 +34,15 @@ void store_task_list_free(store_task *t, size_t n)
     free(t);
 }
 
-static int task_from_row(sqlite3_stmt *st, store_task *out)
+/* store_task_list_free for store__collect. */
+static void task_list_free(void *items, size_t n)
 {
+    store_task_list_free(items, n);
+}
+
+static int task_from_row(sqlite3_stmt *st, void *item)
+{
+    store_task *out = item;
     store_task t = {0};
     int rc;
 
@@ -156,29 +163,11 @@ int store_task_find(store *s, const char *key, store_task *out)
 static int task_list_tx(store *s, store_task **out, size_t *n_out)
 {
     sqlite3_stmt *st = NULL;
-    store_task *items = NULL;
-    size_t n = 0, cap = 0;
     int rc = store__prepare(s, "SELECT " TASK_COLS " FROM tasks ORDER BY id", &st);
-    if (rc != STORE_OK)
-        goto fail;
-    while ((rc = store__step_row(st)) == STORE_OK) {
-        rc = store__grow((void **)&items, &cap, n, sizeof *items);
-        if (rc == STORE_OK)
-            rc = task_from_row(st, &items[n]);
-        if (rc != STORE_OK)
-            goto fail;
-        n++;
-    }
-    if (rc != STORE_ENOTFOUND)
-        goto fail;
-    rc = STORE_OK;
-    *out = items;
-    *n_out = n;
-    items = NULL;
-    n = 0;
-fail:
+    if (rc == STORE_OK)
+        rc = store__collect(st, sizeof **out, task_from_row, task_list_free, (void **)out,
+                            n_out);
     sqlite3_finalize(st);
-    store_task_list_free(items, n);
     return rc;
 }
 
