@@ -97,6 +97,28 @@ int cli_list_get(cli_ctx *ctx, const cli_args *args, const char *path, const cha
 /* "(101-200 of 250; more with --offset 200)" when the list is a page. */
 void cli_list_footer(const cli_ctx *ctx, const json_t *reply, const json_t *list);
 
+struct cli_table;
+/* How a list command shows the array of a reply as a table. */
+typedef struct cli_list_view {
+    const char *member;              /* the reply's array: "datasets" */
+    size_t ncols;                    /* columns of the table */
+    const char *const *heads;        /* ncols headers */
+    unsigned right;                  /* bit i set: column i is right-aligned */
+    int paged;                       /* a ?limit=&offset= page: cli_list_footer after */
+    void (*row)(struct cli_table *t, const json_t *item); /* fills the row just begun */
+} cli_list_view;
+/* Prints a list reply: the body as received with --json, one id a line with
+ * --quiet, otherwise the table v describes (then the footer when v->paged).
+ * Returns an exit code. */
+int cli_list_print(cli_ctx *ctx, const struct cli_resp *r, const cli_list_view *v);
+/* cli_list_get (no extra query when val is NULL), then cli_list_print. */
+int cli_list_show(cli_ctx *ctx, const cli_args *args, const char *path, const char *key,
+                  const char *val, const cli_list_view *v);
+/* GET /v1/<collection>/<id> and print it: the body as received with
+ * --json, the id with --quiet, otherwise print(ctx, object). */
+int cli_show(cli_ctx *ctx, const char *collection, const char *id,
+             int (*print)(const cli_ctx *ctx, const json_t *obj));
+
 /* DELETE /v1/<collection>/<id>; prints "deleted <noun> <id>" (cmd_misc.c). */
 int cli_delete(cli_ctx *ctx, const char *collection, const char *noun, const char *id);
 

@@ -83,47 +83,27 @@ out:
     return rc;
 }
 
+static void checkpoint_row(cli_table *t, const json_t *c)
+{
+    char n[32], head[64] = "-";
+    const json_t *h = json_object_get(c, "head");
+    cli_table_cell_json(t, 0, json_object_get(c, "id"));
+    cli_table_cell_json(t, 1, json_object_get(c, "name"));
+    cli_table_cell_json(t, 2, json_object_get(c, "bytes"));
+    snprintf(n, sizeof n, "%zu", json_array_size(json_object_get(c, "trunk")));
+    cli_table_cell(t, 3, n);
+    if (json_is_object(h))
+        snprintf(head, sizeof head, "%" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(h, "in")),
+                 json_integer_value(json_object_get(h, "out")));
+    cli_table_cell(t, 4, head);
+    cli_table_cell_json(t, 5, json_object_get(c, "created_at"));
+}
+
 int cli_cmd_checkpoint_list(cli_ctx *ctx, const cli_args *args)
 {
     static const char *const heads[] = {"ID", "NAME", "BYTES", "LAYERS", "HEAD", "CREATED"};
-    cli_resp r;
-    size_t i;
-    const json_t *c;
-    int rc = cli_list_get(ctx, args, "/v1/checkpoints", NULL, NULL, &r);
-    if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
-        goto out;
-    const json_t *list = json_object_get(r.json, "checkpoints");
-    if (ctx->quiet) {
-        char id[64];
-        json_array_foreach(list, i, c) printf("%s\n", cli_json_id(c, id, sizeof id));
-        goto out;
-    }
-    cli_table *t = cli_table_new(6, heads);
-    cli_table_right(t, 0);
-    cli_table_right(t, 2);
-    cli_table_right(t, 3);
-    json_array_foreach(list, i, c)
-    {
-        char n[32], head[64] = "-";
-        const json_t *h = json_object_get(c, "head");
-        cli_table_row(t);
-        cli_table_cell_json(t, 0, json_object_get(c, "id"));
-        cli_table_cell_json(t, 1, json_object_get(c, "name"));
-        cli_table_cell_json(t, 2, json_object_get(c, "bytes"));
-        snprintf(n, sizeof n, "%zu", json_array_size(json_object_get(c, "trunk")));
-        cli_table_cell(t, 3, n);
-        if (json_is_object(h))
-            snprintf(head, sizeof head, "%" JSON_INTEGER_FORMAT "->%" JSON_INTEGER_FORMAT,
-                     json_integer_value(json_object_get(h, "in")),
-                     json_integer_value(json_object_get(h, "out")));
-        cli_table_cell(t, 4, head);
-        cli_table_cell_json(t, 5, json_object_get(c, "created_at"));
-    }
-    rc = cli_table_print(ctx, t);
-    cli_table_free(t);
-    if (rc == CLI_EXIT_OK)
-        cli_list_footer(ctx, r.json, list);
-out:
-    cli_resp_free(&r);
-    return rc;
+    static const cli_list_view view = {"checkpoints", 6, heads, 1u << 0 | 1u << 2 | 1u << 3, 1,
+                                       checkpoint_row};
+    return cli_list_show(ctx, args, "/v1/checkpoints", NULL, NULL, &view);
 }

@@ -259,64 +259,38 @@ out:
     return rc;
 }
 
+static void dataset_row(cli_table *t, const json_t *ds)
+{
+    const json_t *cols = json_object_get(ds, "columns");
+    char n[32];
+    cli_table_cell_json(t, 0, json_object_get(ds, "id"));
+    cli_table_cell_json(t, 1, json_object_get(ds, "name"));
+    cli_table_cell_json(t, 2, json_object_get(ds, "rows"));
+    if (json_is_array(cols)) {
+        snprintf(n, sizeof n, "%zu", json_array_size(cols));
+        cli_table_cell(t, 3, n);
+    } else {
+        cli_table_cell_json(t, 3, cols); /* a count, if the server sends one */
+    }
+    cli_table_cell_json(t, 4, json_object_get(ds, "created_at"));
+}
+
 int cli_cmd_dataset_list(cli_ctx *ctx, const cli_args *args)
 {
     static const char *const heads[] = {"ID", "NAME", "ROWS", "COLUMNS", "CREATED"};
-    cli_resp r;
-    size_t i;
-    const json_t *ds;
-    int rc = cli_list_get(ctx, args, "/v1/datasets", NULL, NULL, &r);
-    if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
-        goto out;
-    const json_t *list = json_object_get(r.json, "datasets");
-    if (ctx->quiet) {
-        char id[64];
-        json_array_foreach(list, i, ds) printf("%s\n", cli_json_id(ds, id, sizeof id));
-        goto out;
-    }
-    cli_table *t = cli_table_new(5, heads);
-    cli_table_right(t, 0);
-    cli_table_right(t, 2);
-    cli_table_right(t, 3);
-    json_array_foreach(list, i, ds)
-    {
-        const json_t *cols = json_object_get(ds, "columns");
-        char n[32];
-        cli_table_row(t);
-        cli_table_cell_json(t, 0, json_object_get(ds, "id"));
-        cli_table_cell_json(t, 1, json_object_get(ds, "name"));
-        cli_table_cell_json(t, 2, json_object_get(ds, "rows"));
-        if (json_is_array(cols)) {
-            snprintf(n, sizeof n, "%zu", json_array_size(cols));
-            cli_table_cell(t, 3, n);
-        } else {
-            cli_table_cell_json(t, 3, cols); /* a count, if the server sends one */
-        }
-        cli_table_cell_json(t, 4, json_object_get(ds, "created_at"));
-    }
-    rc = cli_table_print(ctx, t);
-    cli_table_free(t);
-    if (rc == CLI_EXIT_OK)
-        cli_list_footer(ctx, r.json, list);
-out:
-    cli_resp_free(&r);
-    return rc;
+    static const cli_list_view view = {"datasets", 5, heads, 1u << 0 | 1u << 2 | 1u << 3, 1,
+                                       dataset_row};
+    return cli_list_show(ctx, args, "/v1/datasets", NULL, NULL, &view);
+}
+
+static int print_dataset_full(const cli_ctx *ctx, const json_t *ds)
+{
+    return print_dataset(ctx, ds, 1);
 }
 
 int cli_cmd_dataset_show(cli_ctx *ctx, const cli_args *args)
 {
-    cli_resp r;
-    int rc = cli_http_id(ctx, "GET", "datasets", args->pos[0], NULL, NULL, &r);
-    if (rc == CLI_EXIT_OK && !cli_out_json_mode(ctx, &r.body)) {
-        if (ctx->quiet) {
-            char id[64];
-            printf("%s\n", cli_json_id(r.json, id, sizeof id));
-        } else {
-            rc = print_dataset(ctx, r.json, 1);
-        }
-    }
-    cli_resp_free(&r);
-    return rc;
+    return cli_show(ctx, "datasets", args->pos[0], print_dataset_full);
 }
 
 /* A cell of a preview row: numbers as short as they are exact. */

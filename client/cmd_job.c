@@ -126,47 +126,25 @@ out:
     return rc;
 }
 
+static void job_row(cli_table *t, const json_t *job)
+{
+    char pct[32];
+    const char *st = cli_job_state(job);
+    cli_table_cell_json(t, 0, json_object_get(job, "id"));
+    cli_table_cell_json(t, 1, json_object_get(job, "name"));
+    cli_table_cell_json(t, 2, json_object_get(job, "algorithm"));
+    cli_table_cell_color(t, 3, st, cli_state_color(st));
+    snprintf(pct, sizeof pct, "%.0f%%", 100.0 * cli_job_progress(job));
+    cli_table_cell(t, 4, pct);
+    cli_table_cell_json(t, 5, json_object_get(job, "created_at"));
+}
+
 int cli_cmd_job_list(cli_ctx *ctx, const cli_args *args)
 {
     static const char *const heads[] = {"ID",    "NAME",     "ALGORITHM",
                                         "STATE", "PROGRESS", "CREATED"};
-    const char *state = cli_args_get(args, "state");
-    cli_resp r;
-    size_t i;
-    const json_t *job;
-
-    int rc = cli_list_get(ctx, args, "/v1/jobs", "state", state, &r);
-    if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
-        goto out;
-    const json_t *list = json_object_get(r.json, "jobs");
-    if (ctx->quiet) {
-        char id[64];
-        json_array_foreach(list, i, job) printf("%s\n", cli_json_id(job, id, sizeof id));
-        goto out;
-    }
-    cli_table *t = cli_table_new(6, heads);
-    cli_table_right(t, 0);
-    cli_table_right(t, 4);
-    json_array_foreach(list, i, job)
-    {
-        char pct[32];
-        const char *st = cli_job_state(job);
-        cli_table_row(t);
-        cli_table_cell_json(t, 0, json_object_get(job, "id"));
-        cli_table_cell_json(t, 1, json_object_get(job, "name"));
-        cli_table_cell_json(t, 2, json_object_get(job, "algorithm"));
-        cli_table_cell_color(t, 3, st, cli_state_color(st));
-        snprintf(pct, sizeof pct, "%.0f%%", 100.0 * cli_job_progress(job));
-        cli_table_cell(t, 4, pct);
-        cli_table_cell_json(t, 5, json_object_get(job, "created_at"));
-    }
-    rc = cli_table_print(ctx, t);
-    cli_table_free(t);
-    if (rc == CLI_EXIT_OK)
-        cli_list_footer(ctx, r.json, list);
-out:
-    cli_resp_free(&r);
-    return rc;
+    static const cli_list_view view = {"jobs", 6, heads, 1u << 0 | 1u << 4, 1, job_row};
+    return cli_list_show(ctx, args, "/v1/jobs", "state", cli_args_get(args, "state"), &view);
 }
 
 int cli_cmd_job_show(cli_ctx *ctx, const cli_args *args)
@@ -272,34 +250,23 @@ out:
     return rc;
 }
 
+static void job_checkpoint_row(cli_table *t, const json_t *c)
+{
+    cli_table_cell_json(t, 0, json_object_get(c, "id"));
+    cli_table_cell_json(t, 1, json_object_get(c, "step"));
+    cli_table_cell_json(t, 2, json_object_get(c, "bytes"));
+    cli_table_cell_json(t, 3, json_object_get(c, "created_at"));
+}
+
 int cli_cmd_job_checkpoints(cli_ctx *ctx, const cli_args *args)
 {
     static const char *const heads[] = {"ID", "STEP", "BYTES", "CREATED"};
+    static const cli_list_view view = {"checkpoints", 4, heads, 1u << 0 | 1u << 1 | 1u << 2, 0,
+                                       job_checkpoint_row};
     cli_resp r;
     int rc = cli_http_id(ctx, "GET", "jobs", args->pos[0], "/checkpoints", NULL, &r);
-    if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
-        goto out;
-    const json_t *list = json_object_get(r.json, "checkpoints"), *c;
-    size_t i;
-    if (ctx->quiet) {
-        char id[64];
-        json_array_foreach(list, i, c) printf("%s\n", cli_json_id(c, id, sizeof id));
-        goto out;
-    }
-    cli_table *t = cli_table_new(4, heads);
-    for (size_t k = 0; k < 3; k++)
-        cli_table_right(t, k);
-    json_array_foreach(list, i, c)
-    {
-        cli_table_row(t);
-        cli_table_cell_json(t, 0, json_object_get(c, "id"));
-        cli_table_cell_json(t, 1, json_object_get(c, "step"));
-        cli_table_cell_json(t, 2, json_object_get(c, "bytes"));
-        cli_table_cell_json(t, 3, json_object_get(c, "created_at"));
-    }
-    rc = cli_table_print(ctx, t);
-    cli_table_free(t);
-out:
+    if (rc == CLI_EXIT_OK)
+        rc = cli_list_print(ctx, &r, &view);
     cli_resp_free(&r);
     return rc;
 }

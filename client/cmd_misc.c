@@ -1,7 +1,8 @@
 /*
- * client/cmd_misc.c — `mtlctl health` and `mtlctl metrics`, and what the dataset, task and job
- * commands share: deleting a resource. (`version` lives with the global
- * --version in main.c.)
+ * client/cmd_misc.c — `mtlctl health` and `mtlctl metrics`, and what the
+ * dataset, task, job and checkpoint commands share: fetching and printing a
+ * list page or one resource, and deleting one. (`version` lives with the
+ * global --version in main.c.)
  */
 #include <string.h>
 
@@ -91,6 +92,63 @@ void cli_list_footer(const cli_ctx *ctx, const json_t *reply, const json_t *list
     else
         printf("(none at offset %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT ")\n", offset,
                total);
+}
+
+int cli_list_print(cli_ctx *ctx, const cli_resp *r, const cli_list_view *v)
+{
+    const json_t *list = json_object_get(r->json, v->member), *item;
+    size_t i;
+    int rc = CLI_EXIT_OK;
+
+    if (cli_out_json_mode(ctx, &r->body))
+        return rc;
+    if (ctx->quiet) {
+        char id[64];
+        json_array_foreach(list, i, item) printf("%s\n", cli_json_id(item, id, sizeof id));
+        return rc;
+    }
+    cli_table *t = cli_table_new(v->ncols, v->heads);
+    for (size_t k = 0; k < v->ncols; k++)
+        if (v->right & (1u << k))
+            cli_table_right(t, k);
+    json_array_foreach(list, i, item)
+    {
+        cli_table_row(t);
+        v->row(t, item);
+    }
+    rc = cli_table_print(ctx, t);
+    cli_table_free(t);
+    if (rc == CLI_EXIT_OK && v->paged)
+        cli_list_footer(ctx, r->json, list);
+    return rc;
+}
+
+int cli_list_show(cli_ctx *ctx, const cli_args *args, const char *path, const char *key,
+                  const char *val, const cli_list_view *v)
+{
+    cli_resp r;
+    int rc = cli_list_get(ctx, args, path, key, val, &r);
+    if (rc == CLI_EXIT_OK)
+        rc = cli_list_print(ctx, &r, v);
+    cli_resp_free(&r);
+    return rc;
+}
+
+int cli_show(cli_ctx *ctx, const char *collection, const char *id,
+             int (*print)(const cli_ctx *ctx, const json_t *obj))
+{
+    cli_resp r;
+    int rc = cli_http_id(ctx, "GET", collection, id, NULL, NULL, &r);
+    if (rc == CLI_EXIT_OK && !cli_out_json_mode(ctx, &r.body)) {
+        if (ctx->quiet) {
+            char buf[64];
+            printf("%s\n", cli_json_id(r.json, buf, sizeof buf));
+        } else {
+            rc = print(ctx, r.json);
+        }
+    }
+    cli_resp_free(&r);
+    return rc;
 }
 
 int cli_delete(cli_ctx *ctx, const char *collection, const char *noun, const char *id)

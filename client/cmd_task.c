@@ -166,75 +166,49 @@ out:
     return rc;
 }
 
+static void task_row(cli_table *t, const json_t *tk)
+{
+    const json_t *gen = json_object_get(tk, "generator");
+    const json_t *feats = json_object_get(tk, "features");
+    char buf[300], g[256];
+    cli_table_cell_json(t, 0, json_object_get(tk, "id"));
+    cli_table_cell_json(t, 1, json_object_get(tk, "name"));
+    cli_table_cell_json(t, 2, json_object_get(tk, "kind"));
+    if (gen && !json_is_null(gen)) {
+        snprintf(buf, sizeof buf, "generator:%s", cli_json_text(gen, g, sizeof g));
+        cli_table_cell(t, 3, buf);
+    } else {
+        cli_table_cell_json(t, 3, json_object_get(tk, "dataset"));
+    }
+    cli_table_cell_json(t, 4, json_object_get(tk, "target"));
+    if (json_is_array(feats)) {
+        snprintf(buf, sizeof buf, "%zu", json_array_size(feats));
+        cli_table_cell(t, 5, buf);
+    }
+    cli_table_cell_json(t, 6, json_object_get(tk, "created_at"));
+}
+
 int cli_cmd_task_list(cli_ctx *ctx, const cli_args *args)
 {
     static const char *const heads[] = {"ID",     "NAME",     "KIND",   "DATASET",
                                         "TARGET", "FEATURES", "CREATED"};
-    cli_resp r;
-    size_t i;
-    const json_t *tk;
-    int rc = cli_list_get(ctx, args, "/v1/tasks", NULL, NULL, &r);
-    if (rc != CLI_EXIT_OK || cli_out_json_mode(ctx, &r.body))
-        goto out;
-    const json_t *list = json_object_get(r.json, "tasks");
-    if (ctx->quiet) {
-        char id[64];
-        json_array_foreach(list, i, tk) printf("%s\n", cli_json_id(tk, id, sizeof id));
-        goto out;
-    }
-    cli_table *t = cli_table_new(7, heads);
-    cli_table_right(t, 0);
-    cli_table_right(t, 5);
-    json_array_foreach(list, i, tk)
-    {
-        const json_t *gen = json_object_get(tk, "generator");
-        const json_t *feats = json_object_get(tk, "features");
-        char buf[300], g[256];
-        cli_table_row(t);
-        cli_table_cell_json(t, 0, json_object_get(tk, "id"));
-        cli_table_cell_json(t, 1, json_object_get(tk, "name"));
-        cli_table_cell_json(t, 2, json_object_get(tk, "kind"));
-        if (gen && !json_is_null(gen)) {
-            snprintf(buf, sizeof buf, "generator:%s", cli_json_text(gen, g, sizeof g));
-            cli_table_cell(t, 3, buf);
-        } else {
-            cli_table_cell_json(t, 3, json_object_get(tk, "dataset"));
-        }
-        cli_table_cell_json(t, 4, json_object_get(tk, "target"));
-        if (json_is_array(feats)) {
-            snprintf(buf, sizeof buf, "%zu", json_array_size(feats));
-            cli_table_cell(t, 5, buf);
-        }
-        cli_table_cell_json(t, 6, json_object_get(tk, "created_at"));
-    }
-    rc = cli_table_print(ctx, t);
-    cli_table_free(t);
-    if (rc == CLI_EXIT_OK)
-        cli_list_footer(ctx, r.json, list);
-out:
-    cli_resp_free(&r);
+    static const cli_list_view view = {"tasks", 7, heads, 1u << 0 | 1u << 5, 1, task_row};
+    return cli_list_show(ctx, args, "/v1/tasks", NULL, NULL, &view);
+}
+
+static int print_task(const cli_ctx *ctx, const json_t *tk)
+{
+    static const char *const first[] = {"id", "name", "kind", "dataset", "target", NULL};
+    cli_table *kv = cli_table_new(2, NULL);
+    cli_table_kv_ordered(kv, tk, first, NULL);
+    int rc = cli_table_print(ctx, kv);
+    cli_table_free(kv);
     return rc;
 }
 
 int cli_cmd_task_show(cli_ctx *ctx, const cli_args *args)
 {
-    cli_resp r;
-    int rc = cli_http_id(ctx, "GET", "tasks", args->pos[0], NULL, NULL, &r);
-    if (rc == CLI_EXIT_OK && !cli_out_json_mode(ctx, &r.body)) {
-        if (ctx->quiet) {
-            char id[64];
-            printf("%s\n", cli_json_id(r.json, id, sizeof id));
-        } else {
-            static const char *const first[] = {"id", "name", "kind", "dataset", "target",
-                                                NULL};
-            cli_table *kv = cli_table_new(2, NULL);
-            cli_table_kv_ordered(kv, r.json, first, NULL);
-            rc = cli_table_print(ctx, kv);
-            cli_table_free(kv);
-        }
-    }
-    cli_resp_free(&r);
-    return rc;
+    return cli_show(ctx, "tasks", args->pos[0], print_task);
 }
 
 int cli_cmd_task_rm(cli_ctx *ctx, const cli_args *args)
