@@ -57,6 +57,7 @@ enum {
     API__CREATES = 1,   /* a creating POST: honours Idempotency-Key */
     API__STREAM = 2,    /* a long-lived stream: not in the latency histogram */
     API__CSV_TOO = 4,   /* a JSON route that also takes a text/csv body (buffered) */
+    API__BY_NAME = 8,   /* its {id} may also be a name (datasets, tasks) */
 };
 
 typedef struct api__route {
@@ -178,6 +179,11 @@ enum MHD_Result api__upload_name_free(struct MHD_Connection *c, api__req *r, int
 enum MHD_Result api__upload_finish(struct MHD_Connection *c, api__req *r);
 /* Request over: discards an upload that was not committed. NULL is fine. */
 void api__upload_free(api__req *r);
+
+/* ---- what a request may say (api_check.c) ------------------------------- */
+/* At the headers, once the route is known: its path ids must be canonical
+ * (404 naming the segment). *done = 1 when it replied. */
+enum MHD_Result api__check_ids(struct MHD_Connection *c, api__req *r, int *done);
 
 /* ---- query helpers ------------------------------------------------------ */
 /* Parses an optional non-negative integer query argument; -1 on a bad value. */

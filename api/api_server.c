@@ -277,6 +277,12 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
     if (strcmp(r->route->pattern, "/v1/health") != 0 && !api__authorized(a, c))
         return api__reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
                                 "a valid 'Authorization: Bearer TOKEN' header is required");
+    /* Ids said loosely are refused before any lookup (after the token: 401
+     * comes before 404). */
+    enum MHD_Result crc = api__check_ids(c, r, done);
+    if (*done)
+        return crc;
+    *done = 1;
     if (r->route->body != BODY_NONE) {
         /* One table row per body kind: the types it takes and what to say. */
         const char *want = r->route->body == BODY_CSV      ? "text/csv"

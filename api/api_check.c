@@ -1,0 +1,95 @@
+/*
+ * api/api_check.c — what a request's path ids must be, judged at its
+ * headers, before any lookup (issue 6):
+ *
+ *  - an id in a URL is canonical: a positive decimal integer without sign,
+ *    blanks or leading zeros that fits int64 ("+1", "01", " 1", "1e0" and
+ *    twenty digits are no ids). A dataset or task may also be named
+ *    (names start with a letter); a checkpoint also as latest or best.
+ *    Anything else is 404 with field naming the segment ("id", "which"),
+ *    as an id that exists nowhere is.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+
+/* 1 if s is a canonical id: [1-9][0-9]* and at most INT64_MAX. */
+static int canonical_id(const char *s)
+{
+    static const char max[] = "9223372036854775807";
+    size_t n = strlen(s);
+    if (n == 0 || n > sizeof max - 1 || s[0] < '1' || s[0] > '9')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return n < sizeof max - 1 || strcmp(s, max) <= 0; /* same length: digit order */
+}
+
+static int is_letter(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+/* The placeholder name of the k-th {...} of pattern ("id", "which") and the
+ * thing it names, from the segment before it ("jobs" -> "job"). */
+static void placeholder(const char *pattern, int k, char *name, size_t nn, char *noun, size_t on)
+{
+    const char *p = pattern;
+    name[0] = noun[0] = 0;
+    for (int i = 0; (p = strchr(p, '{')) != NULL; i++, p++) {
+        if (i != k)
+            continue;
+        const char *close = strchr(p, '}');
+        snprintf(name, nn, "%.*s", close ? (int)(close - p - 1) : 0, p + 1);
+        const char *seg = p - 1; /* the '/' before the placeholder */
+        const char *start = seg;
+        while (start > pattern && start[-1] != '/')
+            start--;
+        int len = (int)(seg - start);
+        if (len > 0 && start[len - 1] == 's')
+            len--; /* "jobs" names a job */
+        snprintf(noun, on, "%.*s", len, start);
+        return;
+    }
+}
+
+enum MHD_Result api__check_ids(struct MHD_Connection *c, api__req *r, int *done)
+{
+    *done = 0;
+    for (int k = 0; k < API__MAX_PARAMS; k++) {
+        char name[16], noun[32];
+        placeholder(r->route->pattern, k, name, sizeof name, noun, sizeof noun);
+        if (!name[0])
+            break;
+        const char *v = r->params[k];
+        if (canonical_id(v))
+            continue;
+        if (!strcmp(name, "which")) {
+            if (!strcmp(v, "latest") || !strcmp(v, "best"))
+                continue;
+            *done = 1; /* a GET: no body to skip */
+            return api__reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", name,
+                                    "no %s '%.60s': use latest, best or a %s id (a positive "
+                                    "decimal integer without sign or leading zeros)",
+                                    noun, v, noun);
+        }
+        if ((r->route->flags & API__BY_NAME) && is_letter(v[0]))
+            continue; /* a name: looked up as one */
+        *done = 1;
+        if (r->route->body != BODY_NONE)
+            r->close_after = 1; /* refused before its body: read none of it */
+        if (r->route->flags & API__BY_NAME)
+            return api__reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", name,
+                                    "no %s '%.60s': a %s is named by its id (a positive "
+                                    "decimal integer without sign or leading zeros, at most "
+                                    "9223372036854775807) or its name (starting with a letter)",
+                                    noun, v, noun);
+        return api__reply_error(c, MHD_HTTP_NOT_FOUND, "not_found", name,
+                                "no %s '%.60s': %s ids are positive decimal integers without "
+                                "sign or leading zeros, at most 9223372036854775807",
+                                noun, v, noun);
+    }
+    return MHD_YES;
+}
