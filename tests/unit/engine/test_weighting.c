@@ -128,6 +128,53 @@ static eng_wt *make_wt(eng_mtl *m, eng_wt_kind kind, const double *c)
     return w;
 }
 
+/* Σ lam_t L_t over the batch; leaves ∇ of it in eng_mtl_grads(m). */
+static double weighted_loss(eng_mtl *m, const demo_batch *b, const double *lam)
+{
+    eng_task_batch tb[3];
+    double loss[3], sum = 0;
+    memcpy(tb, b->tb, sizeof tb);
+    for (int t = 0; t < 3; t++)
+        tb[t].lambda = lam[t];
+    ck_assert_int_eq(eng_mtl_train_batch(m, b->x, DEMO_N, tb, loss), ENG_OK);
+    for (int t = 0; t < 3; t++)
+        sum += lam[t] * loss[t];
+    return sum;
+}
+
+/* A malloc'd copy of the gradient of Σ lam_t L_t over every parameter. */
+static double *task_grads(eng_mtl *m, const demo_batch *b, const double *lam)
+{
+    size_t np = eng_mtl_nparams(m);
+    double *g = malloc(np * sizeof *g);
+    ck_assert_ptr_nonnull(g);
+    weighted_loss(m, b, lam);
+    for (size_t k = 0; k < np; k++)
+        g[k] = eng_mtl_grads(m)[k];
+    return g;
+}
+
+/* The parameters [0, end) that the tasks share (everything before "tasks."). */
+static size_t trunk_end(eng_mtl *m)
+{
+    size_t trunk = 0;
+    for (int i = 0; i < eng_mtl_ntensors(m); i++) {
+        eng_tensor_info ti;
+        eng_mtl_tensor(m, i, &ti);
+        if (strncmp(ti.name, "tasks.", 6))
+            trunk = ti.offset + ti.count;
+    }
+    return trunk;
+}
+
+static double dot(const double *a, const double *b, size_t n)
+{
+    double d = 0;
+    for (size_t k = 0; k < n; k++)
+        d += a[k] * b[k];
+    return d;
+}
+
 START_TEST(test_dwa_through_epochs)
 {
     /* Task 1 has weight 0: DWA shares T = 2 over tasks 0 and 2. Epoch means
@@ -221,32 +268,17 @@ START_TEST(test_grad_cosine)
     double cos[9];
     ck_assert_int_eq(eng_wt_grad_cosine(w, b.x, DEMO_N, b.tb, NULL, cos), ENG_OK);
     /* against the one-hot gradients on the trunk, computed here */
-    size_t trunk = 0;
-    for (int i = 0; i < eng_mtl_ntensors(m); i++) {
-        eng_tensor_info ti;
-        eng_mtl_tensor(m, i, &ti);
-        if (strncmp(ti.name, "tasks.", 6))
-            trunk = ti.offset + ti.count;
-    }
+    size_t trunk = trunk_end(m);
     double *g[3];
     for (int t = 0; t < 3; t++) {
-        eng_task_batch tb[3];
-        memcpy(tb, b.tb, sizeof tb);
-        for (int u = 0; u < 3; u++)
-            tb[u].lambda = u == t;
-        ck_assert_int_eq(eng_mtl_train_batch(m, b.x, DEMO_N, tb, NULL), ENG_OK);
-        g[t] = malloc(trunk * sizeof *g[t]);
-        for (size_t k = 0; k < trunk; k++)
-            g[t][k] = eng_mtl_grads(m)[k];
+        double lam[3] = {0, 0, 0};
+        lam[t] = 1;
+        g[t] = task_grads(m, &b, lam);
     }
     for (int t = 0; t < 3; t++)
         for (int u = 0; u < 3; u++) {
-            double d = 0, nt = 0, nu = 0;
-            for (size_t k = 0; k < trunk; k++) {
-                d += g[t][k] * g[u][k];
-                nt += g[t][k] * g[t][k];
-                nu += g[u][k] * g[u][k];
-            }
+            double d = dot(g[t], g[u], trunk), nt = dot(g[t], g[t], trunk),
+                   nu = dot(g[u], g[u], trunk);
             ck_assert_double_eq_tol(cos[t * 3 + u], d / sqrt(nt * nu), 1e-5);
         }
     ck_assert_double_eq_tol(cos[4], 1.0, 1e-5);
@@ -293,38 +325,34 @@ END_TEST
 
 #define H 1e-6
 
-static double weighted_loss(eng_mtl *m, const demo_batch *b, const double *lam)
-{
-    eng_task_batch tb[3];
-    double loss[3], sum = 0;
-    memcpy(tb, b->tb, sizeof tb);
-    for (int t = 0; t < 3; t++)
-        tb[t].lambda = lam[t];
-    ck_assert_int_eq(eng_mtl_train_batch(m, b->x, DEMO_N, tb, loss), ENG_OK);
-    for (int t = 0; t < 3; t++)
-        sum += lam[t] * loss[t];
-    return sum;
-}
-
-/* eng_mtl_grads(m) (copied into g by the caller) against finite
- * differences of Σ lam_t L_t over every parameter. */
-static void check_network_grad(eng_mtl *m, const demo_batch *b, const eng_real *g,
-                               const double *lam)
+/* ∂(Σ lam_t L_t)/∂p_k by central differences (p_k is put back). */
+static double fd_param(eng_mtl *m, const demo_batch *b, const double *lam, size_t k)
 {
     eng_real *p = eng_mtl_params(m);
+    const eng_real keep = p[k];
+    p[k] = keep + H;
+    double up = weighted_loss(m, b, lam);
+    p[k] = keep - H;
+    double down = weighted_loss(m, b, lam);
+    p[k] = keep;
+    return (up - down) / (2 * H);
+}
+
+/* eng_mtl_grads(m), as a step left it, against finite differences of
+ * Σ lam_t L_t over every parameter. */
+static void check_network_grad(eng_mtl *m, const demo_batch *b, const double *lam)
+{
     size_t np = eng_mtl_nparams(m), nonzero = 0;
+    eng_real *g = malloc(np * sizeof *g);
+    ck_assert_ptr_nonnull(g);
+    memcpy(g, eng_mtl_grads(m), np * sizeof *g); /* the differences overwrite grads */
     for (size_t k = 0; k < np; k++) {
-        const eng_real keep = p[k];
-        p[k] = keep + H;
-        double up = weighted_loss(m, b, lam);
-        p[k] = keep - H;
-        double down = weighted_loss(m, b, lam);
-        p[k] = keep;
-        double fd = (up - down) / (2 * H);
+        double fd = fd_param(m, b, lam, k);
         ck_assert_msg(fabs(g[k] - fd) <= 1e-5 * fmax(fmax(fabs(g[k]), fabs(fd)), 1e-3),
                       "param %zu: analytic %.12g, numeric %.12g", k, g[k], fd);
         nonzero += fabs(g[k]) > 1e-6;
     }
+    free(g);
     ck_assert(nonzero > np / 2);
 }
 
@@ -369,11 +397,7 @@ START_TEST(test_uncertainty_network_gradient_and_step)
     ck_assert_double_eq_tol(lam[1], 0.5 * 0.5 * exp(0.7), 1e-12);
     ck_assert_double_eq_tol(lam[2], 2 * exp(-1.2), 1e-12);
     ck_assert_int_eq(eng_wt_step(w, b.x, DEMO_N, b.tb, NULL, NULL, loss), ENG_OK);
-    size_t np = eng_mtl_nparams(m);
-    eng_real *g = malloc(np * sizeof *g);
-    memcpy(g, eng_mtl_grads(m), np * sizeof *g);
-    check_network_grad(m, &b, g, lam);
-    free(g);
+    check_network_grad(m, &b, lam);
     /* s moved against its gradient: Adam's first step is lr·sign(g) */
     const double s0[3] = {0.3, -0.7, 1.2}, k[3] = {1, 0.5, 1};
     double ds[3];
@@ -398,15 +422,8 @@ static double fd_norm_W(eng_mtl *m, const demo_batch *b, int t)
     ck_assert_str_eq(ti.name, "trunk.1.weight");
     double lam[3] = {0, 0, 0}, sq = 0;
     lam[t] = 1;
-    eng_real *p = eng_mtl_params(m);
     for (size_t k = ti.offset; k < ti.offset + ti.count; k++) {
-        const eng_real keep = p[k];
-        p[k] = keep + H;
-        double up = weighted_loss(m, b, lam);
-        p[k] = keep - H;
-        double down = weighted_loss(m, b, lam);
-        p[k] = keep;
-        double fd = (up - down) / (2 * H);
+        double fd = fd_param(m, b, lam, k);
         sq += fd * fd;
     }
     return sqrt(sq);
@@ -455,17 +472,13 @@ START_TEST(test_gradnorm_weight_gradient)
         double want = c[t] * w0[t] * fd_norm_W(m, &b, t);
         ck_assert_msg(fabs(G[t] - want) < 1e-6 * fmax(1, want), "G[%d] %g vs %g", t, G[t], want);
     }
-    size_t np = eng_mtl_nparams(m);
-    eng_real *g = malloc(np * sizeof *g);
     /* the step left the combined gradient in grads; recompute it since
      * fd_norm_W overwrote them */
     for (int t = 0; t < 3; t++)
         W[t] = w0[t];
     ck_assert_int_eq(eng_wt_step(w, b.x, DEMO_N, b.tb, NULL, NULL, loss), ENG_OK);
-    memcpy(g, eng_mtl_grads(m), np * sizeof *g);
     ck_assert_double_eq_tol(W[0] + W[1] + W[2], 3.0, 1e-12);
-    check_network_grad(m, &b, g, lam);
-    free(g);
+    check_network_grad(m, &b, lam);
     eng_wt_free(w);
     eng_mtl_free(m);
 }
@@ -479,31 +492,17 @@ START_TEST(test_pcgrad_step_two_tasks)
     eng_mtl *m = demo_model(ENG_ACT_TANH, 13, &b);
     const double c[3] = {1, 0.7, 0};
     eng_wt *w = make_wt(m, ENG_WT_PCGRAD, c);
-    size_t np = eng_mtl_nparams(m), trunk = 0;
-    for (int i = 0; i < eng_mtl_ntensors(m); i++) {
-        eng_tensor_info ti;
-        eng_mtl_tensor(m, i, &ti);
-        if (strncmp(ti.name, "tasks.", 6))
-            trunk = ti.offset + ti.count;
-    }
+    size_t np = eng_mtl_nparams(m), trunk = trunk_end(m);
     double *g[2];
     for (int t = 0; t < 2; t++) {
         double lam[3] = {0, 0, 0};
         lam[t] = c[t];
-        weighted_loss(m, &b, lam);
-        g[t] = malloc(np * sizeof *g[t]);
-        for (size_t k = 0; k < np; k++)
-            g[t][k] = eng_mtl_grads(m)[k];
+        g[t] = task_grads(m, &b, lam);
     }
     eng_rng order;
     eng_rng_seed(&order, 3);
     ck_assert_int_eq(eng_wt_step(w, b.x, DEMO_N, b.tb, NULL, &order, NULL), ENG_OK);
-    double d = 0, n0 = 0, n1 = 0;
-    for (size_t k = 0; k < trunk; k++) {
-        d += g[0][k] * g[1][k];
-        n0 += g[0][k] * g[0][k];
-        n1 += g[1][k] * g[1][k];
-    }
+    double d = dot(g[0], g[1], trunk), n0 = dot(g[0], g[0], trunk), n1 = dot(g[1], g[1], trunk);
     for (size_t k = 0; k < np; k++) {
         double want = g[0][k] + g[1][k];
         if (k < trunk && d < 0)
