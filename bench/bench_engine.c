@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/blas_pick.h"
 #include "engine/blas_threads.h"
 #include "engine/mtl.h"
 #include "engine/optim.h"
@@ -149,6 +150,7 @@ static int run(const char *label, int n_in, int h1, int h2, int batch, double se
 
 int main(int argc, char **argv)
 {
+    mtld_blas_pick(argv); /* the kernel set mtld would run on */
     int threads = 1;
     double seconds = 3;
     const char *only = NULL;
@@ -161,7 +163,9 @@ int main(int argc, char **argv)
             only = argv[i + 1];
     }
     eng_blas_set_threads(threads);
-    printf("# bench_engine threads=%d seconds=%.1f%s\n", threads, seconds,
+    printf("# bench_engine threads=%d seconds=%.1f blas_core=%s%s%s%s%s\n", threads, seconds,
+           mtld_blas_core(), *mtld_blas_replaced() ? " (OpenBLAS chose " : "",
+           mtld_blas_replaced(), *mtld_blas_replaced() ? ")" : "",
 #ifdef ENG_GEMM_TIMING
            " (gemm-timed build)"
 #else

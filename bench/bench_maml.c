@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/blas_pick.h"
 #include "engine/blas_threads.h"
 #include "engine/episodes.h"
 #include "engine/meta.h"
@@ -189,6 +190,7 @@ static int repro(int K, long iters)
 
 int main(int argc, char **argv)
 {
+    mtld_blas_pick(argv); /* the kernel set mtld would run on */
     eng_blas_set_threads(1);
     if (argc >= 2 && strcmp(argv[1], "speed") == 0)
         return speed(argc >= 3 ? strtod(argv[2], NULL) : 3.0);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "daemon/blas_pick.h"
 #include "daemon/config.h"
 #include "daemon/sd.h"
 #include "daemon/svc.h"
@@ -141,6 +142,9 @@ static void fit_open_files(const mtld_config *cfg)
 
 int main(int argc, char **argv)
 {
+    /* Before anything starts: OpenBLAS's kernel set can only be changed by
+     * re-executing (daemon/blas_pick.h). */
+    mtld_blas_pick(argv);
     mtld_config cfg;
     char err[512] = "";
     char q[600];
@@ -249,6 +253,13 @@ int main(int argc, char **argv)
             "url=%s socket=%s data_dir=\"%s\" workers=%ld version=%s", url,
             listen_fd >= 0 ? "systemd" : "own", svc_log_quote(q, sizeof q, cfg.data_dir),
             cfg.workers, MTLD_VERSION);
+    if (*mtld_blas_replaced())
+        svc_log(SVC_LOG_INFO, "blas_core",
+                "core=%s replaced=%s reason=\"OpenBLAS did not recognise this CPU and fell back "
+                "to older kernels; set OPENBLAS_CORETYPE to choose\"",
+                mtld_blas_core(), mtld_blas_replaced());
+    else
+        svc_log(SVC_LOG_INFO, "blas_core", "core=%s", mtld_blas_core());
 
     notify_state ns = {(double)cfg.status_interval, 0, 0, 0, 0};
     uint64_t wd_usec = mtld_sd_watchdog_usec();

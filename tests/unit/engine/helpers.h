@@ -24,6 +24,7 @@ Suite *prep_suite(void);
 Suite *loss_suite(void);
 Suite *mtl_suite(void);
 Suite *weighting_suite(void);
+Suite *blas_core_suite(void); /* engine/blas_core.c: which OpenBLAS kernels */
 Suite *gemm_suite(void); /* engine/gemm.c's small products against BLAS */
 Suite *grad_suite(void); /* NULL in the float build */
 Suite *moe_suite(void);  /* mixtures of experts (test_moe.c) */

@@ -20,6 +20,7 @@ int main(void)
     if (syn)
         srunner_add_suite(sr, syn);
     srunner_add_suite(sr, gemm_suite());
+    srunner_add_suite(sr, blas_core_suite());
     Suite *g = grad_suite();
     if (g)
         srunner_add_suite(sr, g);
