@@ -19,6 +19,7 @@ typedef struct {
     long workers;
     long max_queued;
     long http_threads;
+    long worker_nice;
     long max_json_body;
     long max_upload;
     long max_import;

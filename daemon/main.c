@@ -205,7 +205,7 @@ int main(int argc, char **argv)
     eng_blas_set_threads(1);
 
     svc_config sc = {cfg.data_dir, (int)cfg.workers, (int)cfg.max_queued,
-                     (int64_t)cfg.max_model_bytes};
+                     (int64_t)cfg.max_model_bytes, (int)cfg.worker_nice};
     svc *s = NULL;
     if (svc_open(&sc, &s, err, sizeof err) != SVC_OK) {
         svc_log(SVC_LOG_ERROR, "start_failed", "reason=\"%s\"", svc_log_quote(q, sizeof q, err));

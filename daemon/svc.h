@@ -48,6 +48,7 @@ typedef struct {
     int workers;           /* training threads (>= 1) */
     int max_queued;        /* queued jobs at most (0 = unlimited) */
     int64_t max_model_bytes; /* estimated memory of one job's model at most (0 = unlimited) */
+    int worker_nice;       /* nice value of the training threads (0..19; see svc_core.c) */
 } svc_config;
 
 typedef struct svc svc;

@@ -33,6 +33,7 @@ struct svc {
     char *data_dir;
     char *ckpt_dir;
     int n_workers;
+    int worker_nice;
     int max_queued;
     int64_t max_model_bytes;
     pthread_t *threads;

@@ -5,14 +5,16 @@
 #    mtld.socket: syntax, the binary at ExecStart= is there and executable
 #    (/usr/bin/mtld inside the root), the man page of Documentation= is found;
 #  - `systemd-analyze security --offline` on the installed unit: the overall
-#    exposure must stay at or below the recorded score (0.9 SAFE, see
+#    exposure must stay at or below the recorded score (1.0 OK, see
 #    docs/operations.md; "OK" is anything below 5.0). A change that loosens
 #    the sandbox fails here and has to say so by updating RECORDED.
 # Exit 77 (skipped) without systemd-analyze.
 set -euo pipefail
 trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (status $?)"' ERR
 BUILD=$1
-RECORDED=0.9
+# 0.9 until setpriority was allowed back for the training threads' nice
+# value (worker-nice; docs/operations.md).
+RECORDED=1.0
 command -v systemd-analyze >/dev/null || { echo "skip: no systemd-analyze"; exit 77; }
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

@@ -23,7 +23,7 @@ static void setup(void)
     char err[256] = "";
     snprintf(DIR_, sizeof DIR_, "%s/svc-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(DIR_));
-    svc_config cfg = {DIR_, 1, 100, 0};
+    svc_config cfg = {DIR_, 1, 100, 0, 0};
     ck_assert_msg(svc_open(&cfg, &S, err, sizeof err) == SVC_OK, "svc_open: %s", err);
 }
 
