@@ -155,24 +155,30 @@ fail:
     return rc;
 }
 
-static int metric_truncate_tx(store *s, int64_t job_id, int64_t step)
+/* split NULL: every metric after step; else that split's at step and after. */
+static int metric_truncate_tx(store *s, int64_t job_id, int64_t step, const char *split)
 {
     sqlite3_stmt *st = NULL;
     int rc = store__job_exists(s, job_id);
     if (rc == STORE_OK)
-        rc = store__prepare(s, "DELETE FROM metrics WHERE job_id = ?1 AND step > ?2", &st);
+        rc = store__prepare(s,
+                            split ? "DELETE FROM metrics WHERE job_id = ?1 AND step >= ?2 AND "
+                                    "split = ?3"
+                                  : "DELETE FROM metrics WHERE job_id = ?1 AND step > ?2",
+                            &st);
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 1, job_id));
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 2, step));
+    if (rc == STORE_OK && split)
+        rc = store__err(sqlite3_bind_text(st, 3, split, -1, SQLITE_TRANSIENT));
     if (rc == STORE_OK)
         rc = store__step_done(st);
     sqlite3_finalize(st);
     return rc;
 }
 
-/* STORE_ENOTFOUND when the job does not exist. */
-int store_metric_truncate(store *s, int64_t job_id, int64_t step)
+static int metric_truncate(store *s, int64_t job_id, int64_t step, const char *split)
 {
     int rc = STORE_EINVAL;
     if (!s)
@@ -180,8 +186,19 @@ int store_metric_truncate(store *s, int64_t job_id, int64_t step)
     store__lock(s);
     rc = store__begin_write(s);
     if (rc == STORE_OK)
-        rc = store__end(s, metric_truncate_tx(s, job_id, step));
+        rc = store__end(s, metric_truncate_tx(s, job_id, step, split));
     store__unlock(s);
 fail:
     return rc;
+}
+
+/* STORE_ENOTFOUND when the job does not exist. */
+int store_metric_truncate(store *s, int64_t job_id, int64_t step)
+{
+    return metric_truncate(s, job_id, step, NULL);
+}
+
+int store_metric_truncate_split(store *s, int64_t job_id, int64_t step, const char *split)
+{
+    return split ? metric_truncate(s, job_id, step, split) : STORE_EINVAL;
 }

@@ -189,6 +189,9 @@ int store_metric_add(store *s, int64_t job_id, const store_metric *m, size_t n);
 int store_metric_list(store *s, int64_t job_id, int64_t since, store_metric **out, size_t *n);
 /* Deletes metrics with step > step (used when a job resumes from a checkpoint). */
 int store_metric_truncate(store *s, int64_t job_id, int64_t step);
+/* Deletes the metrics of split with step >= step (a job resumed at its last
+ * step evaluates on the test split again: the earlier figures go). */
+int store_metric_truncate_split(store *s, int64_t job_id, int64_t step, const char *split);
 
 /* ---- checkpoints -------------------------------------------------------- */
 
