@@ -121,6 +121,7 @@ typedef struct {
     int batch_size;
     uint64_t seed;
     double test_fraction;
+    double validation_fraction; /* of the rows, carved from the training part (0 = none) */
     int priority;
     int checkpoint_every;
     int keep_checkpoints;

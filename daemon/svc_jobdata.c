@@ -6,9 +6,11 @@
  * of one task must never leak into the input of another (predicting salary
  * from remote while predicting remote from salary would be cheating).
  *
- * The split is made once per job, stratified on the first classification
- * task so an imbalanced class keeps its share in the test split, and is a
- * function of the seed only: the same spec gives the same split.
+ * The split (train, validation, test) is made once per job, stratified on
+ * the first classification task so an imbalanced class keeps its share in
+ * each held-out split, and is a function of the spec only (seed and
+ * fractions): the same spec gives the same split, so a resumed job
+ * recomputes exactly the rows it had.
  *
  * Tasks from several datasets: each dataset's rows are stacked one after
  * the other, the inputs are the union of the columns by name (a column a
@@ -35,6 +37,7 @@
 
 #include "daemon/svc_jobdata.h"
 #include "daemon/svc_log.h"
+#include "daemon/svc_meta.h"
 #include "engine/prep.h"
 
 #define MAX_CLASSES 1000
@@ -279,7 +282,8 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
     json_t *defs[ENG_MAX_TASKS] = {0};
     jd_group g[ENG_MAX_TASKS];
     int ng = 0;
-    int *strata = NULL;
+    int *strata = NULL, *vstrata = NULL;
+    uint32_t *vkeep = NULL, *vpos = NULL; /* the validation carve's scratch */
     int rc = SVC_OK;
     memset(st, 0, sizeof st);
     memset(g, 0, sizeof g);
@@ -453,8 +457,13 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
     jd->x_std = calloc((size_t)n_in, sizeof *jd->x_std);
     jd->train = malloc(rows * sizeof *jd->train);
     jd->test = malloc(rows * sizeof *jd->test);
+    jd->validation = malloc(rows * sizeof *jd->validation);
     strata = malloc(rows * sizeof *strata);
-    if (!jd->x || !jd->x_mean || !jd->x_std || !jd->train || !jd->test || !strata) {
+    vstrata = malloc(rows * sizeof *vstrata);
+    vkeep = malloc(rows * sizeof *vkeep);
+    vpos = malloc(rows * sizeof *vpos);
+    if (!jd->x || !jd->x_mean || !jd->x_std || !jd->train || !jd->test || !jd->validation ||
+        !strata || !vstrata || !vkeep || !vpos) {
         rc = svc__fail(e, SVC_ENOMEM, NULL, "out of memory building inputs");
         goto done;
     }
@@ -483,9 +492,15 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
         }
     }
 
-    /* Split each dataset, stratified on its first classification task. */
-    eng_rng rng;
+    /* Split each dataset, stratified on its first classification task: the
+     * test rows first (from their own generator, so they do not depend on
+     * validation_fraction), then the validation rows out of the training
+     * part, stratified the same way, from a second generator. Meta-learning
+     * draws its own episodes: no validation rows there. */
+    eng_rng rng, vrng;
     eng_rng_seed(&rng, sp->seed ^ 0x5eed5917ULL);
+    eng_rng_seed(&vrng, sp->seed ^ 0x7a11da7e5eedULL);
+    const double vf = svc__is_meta(sp->algorithm) ? 0 : sp->validation_fraction;
     for (int k = 0; k < ng; k++) {
         const size_t r0 = jd->g_row0[k], gn = jd->g_rows[k];
         int strat_task = -1;
@@ -502,8 +517,9 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
             }
             n_strata = t->n_classes + (miss > 0);
         }
-        size_t ntr = 0, nte = 0;
+        size_t ntr = 0, nte = 0, nva = 0;
         uint32_t *tr = jd->train + jd->n_train, *te = jd->test + jd->n_test;
+        uint32_t *va = jd->validation + jd->n_validation;
         if (eng_split(strat_task >= 0 ? strata : NULL, n_strata, gn, sp->test_fraction, &rng, tr,
                       &ntr, te, &nte) != ENG_OK ||
             ntr == 0 || nte == 0) {
@@ -513,13 +529,37 @@ int svc__jobdata_load(svc *s, const svc__spec *sp, svc__jobdata *jd, svc_error *
                            gn, g[k].d.name, sp->test_fraction);
             goto done;
         }
+        if (vf > 0) {
+            /* positions into tr[]; validation_fraction is of all the rows */
+            size_t nkeep = 0;
+            for (size_t i = 0; i < ntr; i++)
+                vstrata[i] = strat_task >= 0 ? strata[tr[i]] : 0;
+            if (eng_split(strat_task >= 0 ? vstrata : NULL, n_strata, ntr,
+                          vf / (1 - sp->test_fraction), &vrng, vkeep, &nkeep, vpos,
+                          &nva) != ENG_OK ||
+                nkeep == 0 || nva == 0) {
+                rc = svc__fail(e, SVC_EINVAL, "validation_fraction",
+                               "cannot split the %zu training rows of dataset '%s' into train "
+                               "and validation with validation_fraction %g",
+                               ntr, g[k].d.name, vf);
+                goto done;
+            }
+            for (size_t i = 0; i < nva; i++)
+                va[i] = tr[vpos[i]];
+            for (size_t i = 0; i < nkeep; i++) /* vkeep ascends and vkeep[i] >= i */
+                tr[i] = tr[vkeep[i]];
+            ntr = nkeep;
+        }
         for (size_t i = 0; i < ntr; i++)
             tr[i] += (uint32_t)r0;
+        for (size_t i = 0; i < nva; i++)
+            va[i] += (uint32_t)r0;
         for (size_t i = 0; i < nte; i++)
             te[i] += (uint32_t)r0;
         jd->g_train0[k] = jd->n_train;
         jd->g_ntrain[k] = ntr;
         jd->n_train += ntr;
+        jd->n_validation += nva;
         jd->n_test += nte;
     }
 
@@ -619,6 +659,9 @@ done:
         free(g[k].lv);
     }
     free(strata);
+    free(vstrata);
+    free(vkeep);
+    free(vpos);
     if (rc != SVC_OK)
         svc__jobdata_clear(jd);
     return rc;
@@ -642,6 +685,7 @@ void svc__jobdata_clear(svc__jobdata *jd)
     free(jd->x_std);
     free(jd->train);
     free(jd->test);
+    free(jd->validation);
     json_decref(jd->input_names);
     for (int k = 0; k < jd->n_groups; k++)
         ds_release(jd->ds[k]);

@@ -30,8 +30,11 @@ typedef struct {
     double *x_mean, *x_std; /* [n_in] */
     int n_tasks;
     svc__jd_task task[ENG_MAX_TASKS];
-    uint32_t *train, *test;
-    size_t n_train, n_test;
+    /* Disjoint row sets: train fits the weights, validation (may be empty:
+     * validation_fraction 0) picks the epoch (best checkpoint, early
+     * stopping), test is only for the figures reported at the end. */
+    uint32_t *train, *validation, *test;
+    size_t n_train, n_validation, n_test;
     /* The job's datasets ("groups", in the order of their first task): their
      * rows are stacked, group k's are [g_row0[k], g_row0[k] + g_rows[k]) and
      * its training rows train[g_train0[k] .. + g_ntrain[k]). A task's target

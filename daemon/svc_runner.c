@@ -13,7 +13,14 @@
  * Everything the loop touches is allocated before it starts: a step only
  * copies a batch into preallocated buffers and calls the engine.
  *
- * Best checkpoint: at every epoch end the held-out loss (sum over tasks of
+ * Splits: the weights are fitted on the training rows; every epoch end is
+ * evaluated on the validation rows (series split "validation"), which alone
+ * choose the best checkpoint and when early stopping stops; the test rows
+ * are evaluated once, at the end, with the best weights restored under
+ * early stopping (split "test" at the last step, and the results), so the
+ * reported figures played no part in choosing the weights.
+ *
+ * Best checkpoint: at every epoch end the validation loss (sum over tasks of
  * weight x loss, regression MSE in standardised units) is compared with the
  * best so far; an improvement writes a checkpoint at once, and its step
  * (with the score, as an exact hex float) is carried in every later
@@ -63,7 +70,7 @@ typedef struct {
     int64_t epoch_count[ENG_MAX_TASKS]; /* batches of the epoch with a labelled row for the task */
     int64_t last_ckpt;
     int64_t best_step;     /* step of the best checkpoint, -1 = none yet */
-    double best_score;     /* its held-out loss */
+    double best_score;     /* its validation loss (or early stopping's metric) */
     int best_dirty;        /* the last epoch end improved on best: checkpoint now */
     json_t *from_note;     /* from_checkpoint: what was copied (for results) */
     double *gate_mean;     /* mixtures: [level][task][ENG_MOE_MAX_EXPERTS] mean gate
@@ -307,6 +314,23 @@ static void add_metric(store_metric *m, size_t *n, int64_t step, const char *tas
     (*n)++;
 }
 
+/* Task t's held-out figures on split: loss, then accuracy and macro F1
+ * (classification) or MSE, MAE and R² (regression). */
+static void add_eval_metrics(const run *r, store_metric *m, size_t *n, int t, const char *split,
+                             const task_eval *ev)
+{
+    const char *tn = r->jd.task[t].name;
+    add_metric(m, n, r->step, tn, split, "loss", ev->loss);
+    if (r->jd.task[t].classification) {
+        add_metric(m, n, r->step, tn, split, "accuracy", ev->accuracy);
+        add_metric(m, n, r->step, tn, split, "macro_f1", ev->macro_f1);
+    } else {
+        add_metric(m, n, r->step, tn, split, "mse", ev->mse);
+        add_metric(m, n, r->step, tn, split, "mae", ev->mae);
+        add_metric(m, n, r->step, tn, split, "r2", ev->r2);
+    }
+}
+
 /* early_stopping.metric on this evaluation, as a score to minimise (the
  * best checkpoint then tracks it instead of the weighted loss). */
 static double es_score(const run *r, const task_eval *ev, double weighted_loss)
@@ -324,12 +348,12 @@ static double es_score(const run *r, const task_eval *ev, double weighted_loss)
     return r->sp.es_maximise ? -v : v;
 }
 
-/* For each (level, task, expert): "gate.<expert>" on the test split, the
- * mean weight of the task's gate on that expert (the last evaluate's). The
- * metrics m[0..n) go out with them, in one store call. */
-static int add_gate_metrics(run *r, const store_metric *m, size_t n)
+/* For each (level, task, expert): "gate.<expert>" on split (the one the
+ * last evaluate ran on), the mean weight of the task's gate on that expert.
+ * The metrics m[0..n) go out with them, in one store call. */
+static int add_gate_metrics(run *r, const store_metric *m, size_t n, const char *split)
 {
-    const int T = r->jd.n_tasks, V = r->gate_mean ? eng_mtl_gate_levels(r->model) : 0;
+    const int T = r->jd.n_tasks, V = r->gate_mean && split ? eng_mtl_gate_levels(r->model) : 0;
     size_t count = n;
     for (int v = 0; v < V; v++)
         for (int t = 0; t < T; t++)
@@ -347,7 +371,7 @@ static int add_gate_metrics(run *r, const store_metric *m, size_t n)
                 char *nm = names[k - n], expert[48];
                 eng_mtl_gate_expert(r->model, v, t, c, expert, sizeof expert);
                 snprintf(nm, sizeof names[0], "gate.%s", expert);
-                add_metric(all, &k, r->step, r->jd.task[t].name, "test", nm,
+                add_metric(all, &k, r->step, r->jd.task[t].name, split, nm,
                            r->gate_mean[((size_t)v * T + t) * ENG_MOE_MAX_EXPERTS + c]);
             }
     svc__events_metrics(r->s, r->job_id, all, k);
@@ -374,36 +398,33 @@ static int record_epoch(run *r)
         eng_rng_seed(&drop, r->sp.seed ^ 0x6a09e667f3bcc909ULL);
         have_cos = eng_wt_grad_cosine(r->wt, r->xb, r->last_nb, r->last_tb, &drop, cos) == ENG_OK;
     }
-    int erc = evaluate(r, r->jd.test, r->jd.n_test, ev);
-    if (erc != SVC_OK)
-        return erc;
-    double score = 0;
-    for (int t = 0; t < r->jd.n_tasks; t++) {
-        double l = ev[t].loss;
-        if (!r->jd.task[t].classification && r->jd.task[t].y_std > 0)
-            l /= r->jd.task[t].y_std * r->jd.task[t].y_std;
-        score += r->jd.task[t].lambda * l;
-    }
-    if (r->sp.es_metric[0])
-        score = es_score(r, ev, score);
-    if (isfinite(score) && (r->best_step < 0 || score < r->best_score)) {
-        r->best_score = score;
-        r->best_step = r->step;
-        r->best_dirty = 1;
-    }
-    for (int t = 0; t < r->jd.n_tasks; t++) {
-        const char *tn = r->jd.task[t].name;
-        add_metric(m, &n, r->step, tn, "train", "loss",
-                   r->epoch_count[t] ? r->epoch_loss[t] / (double)r->epoch_count[t] : 0);
-        add_metric(m, &n, r->step, tn, "test", "loss", ev[t].loss);
-        if (r->jd.task[t].classification) {
-            add_metric(m, &n, r->step, tn, "test", "accuracy", ev[t].accuracy);
-            add_metric(m, &n, r->step, tn, "test", "macro_f1", ev[t].macro_f1);
-        } else {
-            add_metric(m, &n, r->step, tn, "test", "mse", ev[t].mse);
-            add_metric(m, &n, r->step, tn, "test", "mae", ev[t].mae);
-            add_metric(m, &n, r->step, tn, "test", "r2", ev[t].r2);
+    /* Without validation rows (validation_fraction 0) there is nothing
+     * held out to look at during training: no best checkpoint either. */
+    const int have_val = r->jd.n_validation > 0;
+    if (have_val) {
+        int erc = evaluate(r, r->jd.validation, r->jd.n_validation, ev);
+        if (erc != SVC_OK)
+            return erc;
+        double score = 0;
+        for (int t = 0; t < r->jd.n_tasks; t++) {
+            double l = ev[t].loss;
+            if (!r->jd.task[t].classification && r->jd.task[t].y_std > 0)
+                l /= r->jd.task[t].y_std * r->jd.task[t].y_std;
+            score += r->jd.task[t].lambda * l;
         }
+        if (r->sp.es_metric[0])
+            score = es_score(r, ev, score);
+        if (isfinite(score) && (r->best_step < 0 || score < r->best_score)) {
+            r->best_score = score;
+            r->best_step = r->step;
+            r->best_dirty = 1;
+        }
+    }
+    for (int t = 0; t < r->jd.n_tasks; t++) {
+        add_metric(m, &n, r->step, r->jd.task[t].name, "train", "loss",
+                   r->epoch_count[t] ? r->epoch_loss[t] / (double)r->epoch_count[t] : 0);
+        if (have_val)
+            add_eval_metrics(r, m, &n, t, "validation", &ev[t]);
     }
     /* The weights the next epoch starts with (DWA moves at the epoch end). */
     double means[ENG_MAX_TASKS];
@@ -422,7 +443,18 @@ static int record_epoch(run *r)
                 snprintf(nm, sizeof cos_names[0], "grad_cosine.%s", r->jd.task[u].name);
                 add_metric(m, &n, r->step, r->jd.task[t].name, "train", nm, cos[t * T + u]);
             }
-    return add_gate_metrics(r, m, n);
+    return add_gate_metrics(r, m, n, have_val ? "validation" : NULL);
+}
+
+/* The test split's figures, once, at the last step: what the results
+ * report, in the series too (with the gates of a mixture). */
+static int record_test(run *r, const task_eval *ev)
+{
+    store_metric m[ENG_MAX_TASKS * 5];
+    size_t n = 0;
+    for (int t = 0; t < r->jd.n_tasks; t++)
+        add_eval_metrics(r, m, &n, t, "test", &ev[t]);
+    return add_gate_metrics(r, m, n, "test");
 }
 
 /* A metric as JSON: null when it is not a finite number (an R² on a
@@ -474,8 +506,10 @@ static json_t *results_json(run *r, const task_eval *ev)
     json_object_set_new(res, "weighting",
                         json_pack("{s:s,s:o}", "method", svc__weighting_name(r->sp.weighting),
                                   "weights", wj));
-    json_object_set_new(res, "rows", json_pack("{s:I,s:I}", "train", (json_int_t)r->jd.n_train,
-                                               "test", (json_int_t)r->jd.n_test));
+    json_object_set_new(res, "rows",
+                        json_pack("{s:I,s:I,s:I}", "train", (json_int_t)r->jd.n_train,
+                                  "validation", (json_int_t)r->jd.n_validation, "test",
+                                  (json_int_t)r->jd.n_test));
     return res;
 }
 
@@ -811,7 +845,10 @@ static int resume(run *r)
     }
     store_checkpoint_list_free(cs, n);
     if (rc == 1) {
+        /* a job stopped after its last step (training its baselines) is
+         * evaluated on test again at that step */
         store_metric_truncate(r->s->db, r->job_id, r->step);
+        store_metric_truncate_split(r->s->db, r->job_id, r->step, "test");
         SVC_LOG(SVC_LOG_INFO, "job_resumed", "job=%lld step=%lld", (long long)r->job_id,
                 (long long)r->step);
     }
@@ -1440,6 +1477,10 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
         fail_job(&r, "out_of_memory", "out of memory evaluating the model");
         goto out;
     }
+    if (record_test(&r, ev) != SVC_OK) {
+        fail_job(&r, "storage_error", "cannot record metrics");
+        goto out;
+    }
     json_t *res = results_json(&r, ev);
     if (r.sp.baselines) {
         rc = add_baselines(&r, ev, &opt, &sched, planned, res);
@@ -1458,7 +1499,7 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     }
     if (r.best_step >= 0 && !r.sp.es_metric[0])
         json_object_set_new(res, "best", json_pack("{s:I,s:f}", "step", (json_int_t)r.best_step,
-                                                   "test_loss", r.best_score));
+                                                   "validation_loss", r.best_score));
     if (r.best_step >= 0 && r.sp.es_metric[0])
         json_object_set_new(res, "early_stopping",
                             json_pack("{s:s,s:f,s:I,s:b,s:I}", "metric", r.sp.es_metric, "best",

@@ -575,6 +575,7 @@ static const rule rules[] = {
     {"batch_size", K_INT, 1, 8192, OFF(batch_size), 'i', NULL, 1},
     {"seed", K_INT, 0, 9007199254740991.0, OFF(seed), 'u', NULL, 1},
     {"test_fraction", K_NUM, 0.01, 0.9, OFF(test_fraction), 'd', NULL, 1},
+    {"validation_fraction", K_NUM, 0, 0.9, OFF(validation_fraction), 'd', NULL, 1},
     {"priority", K_INT, -1000, 1000, OFF(priority), 'i', NULL, 1},
     {"checkpoint_every", K_INT, 1, 100000000, OFF(checkpoint_every), 'i', NULL, 1},
     {"keep_checkpoints", K_INT, 1, 1000, OFF(keep_checkpoints), 'i', NULL, 1},
@@ -704,6 +705,31 @@ static int check_mmoe(svc__spec *sp, json_t *spec, svc_error *e)
     return SVC_OK;
 }
 
+/* validation_fraction: the rows that choose the epoch (best checkpoint,
+ * early stopping) are carved from the training part, so some training rows
+ * must be left; with none (0) there is nothing to stop on, and early
+ * stopping on the test split would leak it into the reported figures.
+ * Meta-learning holds out classes of its own (episodes). */
+static int check_validation(const svc__spec *sp, json_t *spec, svc_error *e)
+{
+    if (svc__is_meta(sp->algorithm)) {
+        if (json_object_get(spec, "validation_fraction"))
+            return svc__fail(e, SVC_EINVAL, "validation_fraction",
+                             "'validation_fraction' applies to algorithms multitask and finetune "
+                             "only (meta-learning holds out classes: 'episodes')");
+        return SVC_OK;
+    }
+    if (sp->validation_fraction + sp->test_fraction > 0.95)
+        return svc__fail(e, SVC_EINVAL, "validation_fraction",
+                         "'validation_fraction' + 'test_fraction' is %g; at most 0.95, so rows "
+                         "are left to train on",
+                         sp->validation_fraction + sp->test_fraction);
+    if (sp->validation_fraction == 0 && json_object_get(spec, "early_stopping"))
+        return svc__fail(e, SVC_EINVAL, "early_stopping",
+                         "'early_stopping' needs a validation split: 'validation_fraction' is 0");
+    return SVC_OK;
+}
+
 int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
 {
     svc__spec sp;
@@ -729,6 +755,7 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
     sp.batch_size = 64;
     sp.seed = 7;
     sp.test_fraction = 0.2;
+    sp.validation_fraction = 0.1;
     sp.checkpoint_every = 100;
     sp.keep_checkpoints = 3;
     sp.weighting = ENG_WT_STATIC;
@@ -753,6 +780,9 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e)
         return svc__fail(e, SVC_EINVAL, "early_stopping.metric",
                          "'early_stopping.metric' is required");
     rc = resolve_es_task(&sp, e);
+    if (rc != SVC_OK)
+        return rc;
+    rc = check_validation(&sp, spec, e);
     if (rc != SVC_OK)
         return rc;
     rc = check_mmoe(&sp, spec, e);

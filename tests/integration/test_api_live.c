@@ -167,11 +167,19 @@ START_TEST(events_arrive_in_order_and_the_stream_ends)
         json_decref(d);
     }
     /* 3 epochs x (salary: 5 metrics + remote: 4, each task's weight, and
-     * salary's grad_cosine.remote) */
-    ck_assert_int_eq(metrics, 36);
+     * salary's grad_cosine.remote), then the test split's once (salary: 4,
+     * remote: 3) */
+    ck_assert_int_eq(metrics, 36 + 7);
     ck_assert_int_ge(progress, 2); /* the snapshot's and the last one */
     ck_assert_int_eq(running, 1);
-    ck_assert_int_eq(last_progress, 3 * 70);
+    char jp[64];
+    snprintf(jp, sizeof jp, "/v1/jobs/%lld", b);
+    json_t *jb = h_get_json(&P, jp, 200);
+    long long n_train = json_integer_value(
+        json_object_get(json_object_get(json_object_get(jb, "results"), "rows"), "train"));
+    ck_assert_int_gt(n_train, 0);
+    ck_assert_int_eq(last_progress, 3 * ((n_train + 63) / 64)); /* batch_size 64 */
+    json_decref(jb);
 
     /* Last-Event-ID resumes after that event */
     long long from = 0;
@@ -605,13 +613,14 @@ START_TEST(r2_of_a_constant_target_is_null)
             numbers++;
         }
     }
-    ck_assert_int_eq(nulls, 2); /* one per epoch */
-    ck_assert_int_eq(numbers, 2);
+    ck_assert_int_eq(nulls, 2 + 1); /* one per epoch (validation), one at the end (test) */
+    ck_assert_int_eq(numbers, 2 + 1);
     json_decref(m);
     snprintf(path, sizeof path, "/v1/jobs/%lld/metrics?format=csv", id);
     h_resp c = h_req(&P, "GET", path, NULL, NULL, 0);
     ck_assert_int_eq(c.status, 200);
     ck_assert_msg(strstr(c.body, ",hobby,test,r2,\n") != NULL, "%s", c.body);
+    ck_assert_msg(strstr(c.body, ",hobby,validation,r2,\n") != NULL, "%s", c.body);
     h_resp_free(&c);
 }
 END_TEST

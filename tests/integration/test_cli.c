@@ -422,8 +422,10 @@ START_TEST(every_command_against_a_real_daemon)
                       line);
         ck_assert_str_eq(lab, json_string_value(json_object_get(pred, "label")));
         const json_t *pr = json_object_get(pred, "probabilities");
-        ck_assert_double_eq_tol(p0, json_number_value(json_array_get(pr, 0)), 1e-9);
-        ck_assert_double_eq_tol(p1, json_number_value(json_array_get(pr, 1)), 1e-9);
+        /* float32 arithmetic: a batch of 7 and one of 30 may round a sum
+         * differently in the last bit (about 6e-8 relative) */
+        ck_assert_double_eq_tol(p0, json_number_value(json_array_get(pr, 0)), 1e-6);
+        ck_assert_double_eq_tol(p1, json_number_value(json_array_get(pr, 1)), 1e-6);
         line = strchr(line, '\n') + 1;
     }
     ck_assert_uint_eq(i, 30);
@@ -483,7 +485,8 @@ START_TEST(watch_exits_with_the_jobs_outcome)
                                 "\"optimizer\":{\"name\":\"sgd\",\"lr\":10},\"epochs\":3}"));
     expect_rc(&r, 5, "a job that fails");
     ck_assert_ptr_nonnull(strstr(r.out, "failed"));
-    ck_assert_msg(strstr(r.err, "non-finite") != NULL, "no reason: %s", r.err);
+    /* the reason: a loss or gradient that "became" non-finite, infinite or NaN */
+    ck_assert_msg(strstr(r.err, " became ") != NULL, "no reason: %s", r.err);
     c_result_free(&r);
 
     /* cancelled: a long job, cancelled at once */

@@ -4,7 +4,8 @@
  * (and nothing is queued); a job using every new option at once succeeds
  * and gives the same results twice (dropout masks are seeded); a task loss
  * option that does not fit the task's kind fails the job by name; early
- * stopping stops, and the results are those of the restored best weights.
+ * stopping stops on the validation split and the results are the test
+ * split's, once at the end; validation_fraction 0 trains without one.
  */
 #include <check.h>
 #include <math.h>
@@ -67,6 +68,10 @@ START_TEST(bad_values_name_the_key_path)
     bad("\"early_stopping\":{\"metric\":\"loss\",\"patience\":0}", "early_stopping.patience",
         NULL);
     bad("\"early_stopping\":{\"metric\":\"loss\",\"when\":1}", "early_stopping.when", "unknown");
+    bad("\"validation_fraction\":-0.1", "validation_fraction", NULL);
+    bad("\"validation_fraction\":0.91", "validation_fraction", NULL);
+    bad("\"validation_fraction\":\"0.1\"", "validation_fraction", "number");
+    bad("\"validation_fraction\":0.5,\"test_fraction\":0.5", "validation_fraction", "0.95");
     /* task loss options live in the task's object */
     h_resp r;
     const char *t1 = "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\",\"loss\":\"hinge\"}]}";
@@ -161,10 +166,12 @@ END_TEST
 
 START_TEST(early_stopping_restores_the_best_weights)
 {
-    /* A large learning rate on a wide net overfits fast: remote's held-out
-     * accuracy peaks early, and patience 2 stops the job well before 40
-     * epochs. The results are then those of the best epoch's weights: the
-     * accuracy reported equals the test accuracy recorded at best.step. */
+    /* A large learning rate on a wide net overfits fast: remote's
+     * validation accuracy peaks early, and patience 2 stops the job well
+     * before 40 epochs. The best step is chosen on the validation split
+     * alone: it is the first step of the series' highest validation
+     * accuracy (recomputed here from the metrics served), and the test
+     * split appears once, at the last step, with the results' figures. */
     long long id = submit("{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
                           "\"seed\":2,\"epochs\":40,\"batch_size\":32,"
                           "\"model\":{\"trunk\":[256,256]},\"optimizer\":{\"lr\":0.003},"
@@ -181,23 +188,94 @@ START_TEST(early_stopping_restores_the_best_weights)
     ck_assert_int_gt(spe, 0);
     ck_assert_int_eq(steps, best + 2 * spe); /* patience 2 epochs after the best */
     double acc = json_number_value(json_object_get(json_object_get(res, "remote"), "accuracy"));
-    ck_assert_double_eq_tol(acc, json_number_value(json_object_get(es, "best")), 1e-9);
     char path[96];
     snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
     json_t *m = h_get_json(&P, path, 200);
     size_t i;
     json_t *row;
-    int found = 0;
+    long long val_best_step = -1, n_val = 0, n_test = 0;
+    double val_best = -1;
     json_array_foreach(json_object_get(m, "metrics"), i, row)
     {
-        if (json_integer_value(json_object_get(row, "step")) == best &&
-            !strcmp(json_string_value(json_object_get(row, "task")), "remote") &&
-            !strcmp(json_string_value(json_object_get(row, "name")), "accuracy")) {
-            ck_assert_double_eq_tol(json_number_value(json_object_get(row, "value")), acc, 1e-9);
-            found = 1;
+        const char *split = json_string_value(json_object_get(row, "split"));
+        long long step = json_integer_value(json_object_get(row, "step"));
+        double v = json_number_value(json_object_get(row, "value"));
+        if (strcmp(json_string_value(json_object_get(row, "task")), "remote") ||
+            strcmp(json_string_value(json_object_get(row, "name")), "accuracy"))
+            continue;
+        if (!strcmp(split, "validation")) {
+            n_val++;
+            if (v > val_best) { /* the first of equal values: improvements are strict */
+                val_best = v;
+                val_best_step = step;
+            }
+        } else {
+            ck_assert_str_eq(split, "test");
+            ck_assert_int_eq(step, steps);
+            ck_assert_double_eq_tol(v, acc, 1e-9);
+            n_test++;
         }
     }
-    ck_assert(found);
+    ck_assert_int_eq(n_val, steps / spe); /* one validation evaluation per epoch */
+    ck_assert_int_eq(n_test, 1);
+    ck_assert_int_eq(val_best_step, best);
+    ck_assert_double_eq_tol(json_number_value(json_object_get(es, "best")), val_best, 1e-9);
+    json_decref(m);
+    /* The weights restored are the best step's: the same job trained for
+     * exactly that many epochs (constant learning rate, so the same steps)
+     * reports the same test figures. */
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+             "\"seed\":2,\"epochs\":%lld,\"batch_size\":32,"
+             "\"model\":{\"trunk\":[256,256]},\"optimizer\":{\"lr\":0.003}}",
+             best / spe);
+    json_t *j2 = h_wait_job(&P, submit(spec), 300);
+    ck_assert_str_eq(json_string_value(json_object_get(j2, "state")), "succeeded");
+    json_t *res2 = json_object_get(j2, "results");
+    ck_assert_double_eq_tol(
+        json_number_value(json_object_get(json_object_get(res2, "remote"), "accuracy")), acc,
+        1e-9);
+    ck_assert_double_eq_tol(
+        json_number_value(json_object_get(json_object_get(res2, "salary"), "mse")),
+        json_number_value(json_object_get(json_object_get(res, "salary"), "mse")), 1e-9);
+    json_decref(j2);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(no_validation_split)
+{
+    /* validation_fraction 0: every non-test row trains, nothing is
+     * evaluated during training (no best step), and early stopping, which
+     * would need a held-out split to stop on, is refused */
+    bad("\"validation_fraction\":0,\"early_stopping\":{\"metric\":\"remote.accuracy\"}",
+        "early_stopping", "validation_fraction");
+    long long id = submit("{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+                          "\"seed\":3,\"epochs\":2,\"batch_size\":128,\"validation_fraction\":0,"
+                          "\"model\":{\"trunk\":[16]}}");
+    json_t *j = h_wait_job(&P, id, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
+    json_t *res = json_object_get(j, "results");
+    json_t *rows = json_object_get(res, "rows");
+    ck_assert_int_eq(json_integer_value(json_object_get(rows, "validation")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(rows, "train")) +
+                         json_integer_value(json_object_get(rows, "test")),
+                     5594);
+    ck_assert_ptr_null(json_object_get(res, "best"));
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
+    json_t *m = h_get_json(&P, path, 200);
+    size_t i;
+    json_t *row;
+    int n_test = 0;
+    json_array_foreach(json_object_get(m, "metrics"), i, row)
+    {
+        const char *split = json_string_value(json_object_get(row, "split"));
+        ck_assert_msg(strcmp(split, "validation"), "a validation metric without validation rows");
+        n_test += !strcmp(split, "test");
+    }
+    ck_assert_int_eq(n_test, 4 + 3); /* salary: loss, mse, mae, r2; remote: loss, accuracy, F1 */
     json_decref(m);
     json_decref(j);
 }
@@ -213,6 +291,7 @@ Suite *engine_spec_suite(void)
     tcase_add_test(tc, every_option_trains_and_is_reproducible);
     tcase_add_test(tc, loss_option_of_the_wrong_kind_fails_the_job);
     tcase_add_test(tc, early_stopping_restores_the_best_weights);
+    tcase_add_test(tc, no_validation_split);
     suite_add_tcase(s, tc);
     return s;
 }

