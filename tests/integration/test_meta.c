@@ -436,6 +436,9 @@ START_TEST(spec_errors_name_the_key)
                "eval.steps[2]", "ascending");
     expect_422("{\"algorithm\":\"multitask\",\"tasks\":[\"lettr\"],\"inner\":{\"lr\":0.1}}",
                "inner", "meta-learning");
+    /* meta-learning holds out classes, not rows */
+    expect_422("{\"algorithm\":\"maml\",\"tasks\":[\"lettr\"],\"validation_fraction\":0.1}",
+               "validation_fraction", "episodes");
     expect_422("{\"algorithm\":\"multitask\",\"tasks\":[\"sine\"]}", "tasks[0]", "generator");
     expect_422("{\"algorithm\":\"protonet\",\"tasks\":[\"sine\"]}", "algorithm", "classification");
     expect_422("{\"algorithm\":\"maml\",\"tasks\":[\"sine\"],\"episodes\":{\"ways\":5}}",

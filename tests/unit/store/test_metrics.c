@@ -1,6 +1,7 @@
 /*
  * tests/unit/store/test_metrics.c — metrics: batches in order, ?since,
- * truncation on resume, non-finite values stored as NULL and read as NaN.
+ * truncation on resume (all splits after a step, or one split from a step
+ * on), non-finite values stored as NULL and read as NaN.
  */
 #include <stdio.h>
 #include <math.h>
@@ -60,6 +61,31 @@ START_TEST(add_list_since_truncate)
 }
 END_TEST
 
+START_TEST(truncate_one_split)
+{
+    /* A job resumed at its last step keeps that step's validation figures
+     * and drops its test figures (evaluated again). */
+    int64_t job = fx_job("j", 0, NULL, 0);
+    const store_metric in[] = {
+        {.step = 10, .task = "a", .split = "validation", .name = "loss", .value = 1},
+        {.step = 10, .task = "a", .split = "test", .name = "loss", .value = 2},
+        {.step = 20, .task = "a", .split = "validation", .name = "loss", .value = 3},
+        {.step = 20, .task = "a", .split = "test", .name = "loss", .value = 4},
+        {.step = 30, .task = "a", .split = "test", .name = "loss", .value = 5},
+    };
+    store_metric *m = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(store_metric_add(fx_store, job, in, 5), STORE_OK);
+    ck_assert_int_eq(store_metric_truncate_split(fx_store, job, 20, "test"), STORE_OK);
+    ck_assert_int_eq(store_metric_list(fx_store, job, 0, &m, &n), STORE_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(m[0].value == 1 && m[1].value == 2 && m[2].value == 3);
+    store_metric_list_free(m, n);
+    ck_assert_int_eq(store_metric_truncate_split(fx_store, job, 0, NULL), STORE_EINVAL);
+    ck_assert_int_eq(store_metric_truncate_split(fx_store, job + 1, 0, "test"), STORE_ENOTFOUND);
+}
+END_TEST
+
 START_TEST(non_finite_is_null_is_nan)
 {
     int64_t job = fx_job("j", 0, NULL, 0);
@@ -110,6 +136,7 @@ int main(void)
     Suite *s = suite_create("store_metrics");
     TCase *tc = fx_tcase("metrics");
     tcase_add_test(tc, add_list_since_truncate);
+    tcase_add_test(tc, truncate_one_split);
     tcase_add_test(tc, non_finite_is_null_is_nan);
     tcase_add_test(tc, errors_change_nothing);
     suite_add_tcase(s, tc);
