@@ -52,5 +52,8 @@ const char *api_base_url(const api_server *a);
  * ("/v1/jobs/{id}/metrics": {name} matches one path segment). i < count. */
 size_t api_route_count(void);
 void api_route_get(size_t i, const char **method, const char **pattern);
+/* The query parameters route i takes, space-separated ("limit offset");
+ * "" for none. Any other, or one given twice, is a 400. i < count. */
+const char *api_route_query(size_t i);
 
 #endif

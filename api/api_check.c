@@ -1,13 +1,15 @@
 /*
- * api/api_check.c — what a request's path ids must be, judged at its
- * headers, before any lookup (issue 6):
+ * api/api_check.c — what a request's path ids and query parameters must be,
+ * judged at its headers, before any lookup (issue 6):
  *
  *  - an id in a URL is canonical: a positive decimal integer without sign,
  *    blanks or leading zeros that fits int64 ("+1", "01", " 1", "1e0" and
  *    twenty digits are no ids). A dataset or task may also be named
  *    (names start with a letter); a checkpoint also as latest or best.
  *    Anything else is 404 with field naming the segment ("id", "which"),
- *    as an id that exists nowhere is.
+ *    as an id that exists nowhere is;
+ *  - every query parameter is one the route takes (its allow-list in the
+ *    route table), given once: otherwise 400 naming it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -92,4 +94,75 @@ enum MHD_Result api__check_ids(struct MHD_Connection *c, api__req *r, int *done)
                                 noun, v, noun);
     }
     return MHD_YES;
+}
+
+/* The query parameters seen so far, against the route's allow-list. */
+typedef struct {
+    const char *allowed; /* "limit offset state" */
+    unsigned seen;       /* bit i: the i-th allowed name was given */
+    int fault;           /* 0 none, 1 unknown, 2 given twice */
+    char bad[64];        /* the first parameter at fault */
+} query_scan;
+
+/* Index of key in the space-separated list, or -1. */
+static int allowed_index(const char *list, const char *key)
+{
+    size_t kl = strlen(key);
+    int i = 0;
+    for (const char *p = list; *p; i++) {
+        size_t n = strcspn(p, " ");
+        if (n == kl && kl > 0 && !strncmp(p, key, n))
+            return i;
+        p += n;
+        p += *p == ' ';
+    }
+    return -1;
+}
+
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    query_scan *q = cls;
+    if ((!key || !key[0]) && (!value || !value[0]))
+        return MHD_YES; /* an empty piece ("?limit=5&", "?&&") says nothing */
+    int i = allowed_index(q->allowed, key ? key : "");
+    if (i >= 0 && i < 32 && !(q->seen & (1u << i))) {
+        q->seen |= 1u << i;
+        return MHD_YES;
+    }
+    snprintf(q->bad, sizeof q->bad, "%s", key ? key : "");
+    q->fault = i >= 0 ? 2 : 1;
+    return MHD_NO; /* the first fault is the one said */
+}
+
+enum MHD_Result api__check_query(struct MHD_Connection *c, api__req *r, int *done)
+{
+    query_scan q = {r->route->query ? r->route->query : "", 0, 0, {0}};
+    *done = 0;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, scan_arg, &q);
+    if (!q.fault)
+        return MHD_YES;
+    *done = 1;
+    if (r->route->body != BODY_NONE)
+        r->close_after = 1; /* refused before its body: read none of it */
+    const char *field = q.bad[0] ? q.bad : NULL;
+    if (q.fault == 2)
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", field,
+                                "the query parameter '%s' is given more than once", q.bad);
+    if (!q.allowed[0])
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", field,
+                                "unknown query parameter '%s': %s %s takes none", q.bad,
+                                r->route->method, r->route->pattern);
+    char list[128];
+    size_t n = 0;
+    for (const char *p = q.allowed; *p && n + 3 < sizeof list; p++) {
+        if (*p == ' ')
+            list[n++] = ',';
+        list[n++] = *p;
+    }
+    list[n] = 0;
+    return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", field,
+                            "unknown query parameter '%s' (%s %s takes %s)", q.bad,
+                            r->route->method, r->route->pattern, list);
 }

@@ -66,6 +66,7 @@ typedef struct api__route {
     api__body_kind body;
     api__handler fn;
     unsigned flags;
+    const char *query;       /* the query parameters it takes: "limit offset" (NULL: none) */
 } api__route;
 
 #define API__SHA256_LEN 32
@@ -182,8 +183,10 @@ void api__upload_free(api__req *r);
 
 /* ---- what a request may say (api_check.c) ------------------------------- */
 /* At the headers, once the route is known: its path ids must be canonical
- * (404 naming the segment). *done = 1 when it replied. */
+ * (404 naming the segment) and its query parameters on the route's list,
+ * each once (400 naming the parameter). *done = 1 when it replied. */
 enum MHD_Result api__check_ids(struct MHD_Connection *c, api__req *r, int *done);
+enum MHD_Result api__check_query(struct MHD_Connection *c, api__req *r, int *done);
 
 /* ---- query helpers ------------------------------------------------------ */
 /* Parses an optional non-negative integer query argument; -1 on a bad value. */

@@ -277,9 +277,12 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
     if (strcmp(r->route->pattern, "/v1/health") != 0 && !api__authorized(a, c))
         return api__reply_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
                                 "a valid 'Authorization: Bearer TOKEN' header is required");
-    /* Ids said loosely are refused before any lookup (after the token: 401
-     * comes before 404). */
+    /* Ids and query parameters said loosely are refused before any lookup
+     * (after the token: 401 comes before 404). */
     enum MHD_Result crc = api__check_ids(c, r, done);
+    if (*done)
+        return crc;
+    crc = api__check_query(c, r, done);
     if (*done)
         return crc;
     *done = 1;
@@ -613,6 +616,11 @@ void api_route_get(size_t i, const char **method, const char **pattern)
 {
     *method = i < api__n_routes ? api__routes[i].method : NULL;
     *pattern = i < api__n_routes ? api__routes[i].pattern : NULL;
+}
+
+const char *api_route_query(size_t i)
+{
+    return i < api__n_routes && api__routes[i].query ? api__routes[i].query : "";
 }
 
 /* The address of a socket handed over by the daemon (systemd's socket

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE /* strcasestr */
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -162,6 +163,151 @@ START_TEST(ids_in_urls_are_canonical)
 }
 END_TEST
 
+/* Every route refuses a query parameter it does not take and one given
+ * twice, 400 naming it; what is documented still works. */
+START_TEST(query_parameters_are_allow_listed)
+{
+    seed();
+    for (size_t i = 0; i < api_route_count(); i++) {
+        const char *method, *pattern, *allowed = api_route_query(i);
+        char path[256], q[300];
+        api_route_get(i, &method, &pattern);
+        fill(pattern, "1", "latest", path, sizeof path);
+        snprintf(q, sizeof q, "%s?bogus=1", path);
+        h_resp r = req(method, q);
+        h_expect_error(&r, 400, "invalid", "'bogus'", "bogus");
+        h_resp_free(&r);
+        /* each parameter it takes, twice */
+        for (const char *p = allowed; *p;) {
+            size_t n = strcspn(p, " ");
+            snprintf(q, sizeof q, "%s?%.*s=1&%.*s=2", path, (int)n, p, (int)n, p);
+            char name[32];
+            snprintf(name, sizeof name, "%.*s", (int)n, p);
+            r = req(method, q);
+            h_expect_error(&r, 400, "invalid", "more than once", name);
+            h_resp_free(&r);
+            p += n;
+            p += *p == ' ';
+        }
+    }
+    /* a typo names itself and what the route takes */
+    h_resp r = req("GET", "/v1/jobs?limt=5");
+    h_expect_error(&r, 400, "invalid", "takes state, limit, offset", "limt");
+    h_resp_free(&r);
+    /* refused uploads stored nothing */
+    const char *csv = "a\n1\n";
+    r = h_req(&P, "POST", "/v1/datasets?name=x&nmae=y", "text/csv", csv, strlen(csv));
+    h_expect_error(&r, 400, "invalid", NULL, "nmae");
+    h_resp_free(&r);
+    r = h_req(&P, "POST", "/v1/datasets?name=x&name=y", "text/csv", csv, strlen(csv));
+    h_expect_error(&r, 400, "invalid", NULL, "name");
+    h_resp_free(&r);
+    json_t *l = h_get_json(&P, "/v1/datasets", 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 1);
+    json_decref(l);
+    /* the documented parameters, together, still answer */
+    static const char *const ok[] = {
+        "/v1/jobs?state=queued&limit=5&offset=0", "/v1/jobs?limit=5&", "/v1/datasets?limit=1&offset=0",
+        "/v1/tasks?limit=1&offset=0", "/v1/checkpoints?limit=1&offset=0",
+        "/v1/datasets/1/rows?offset=1&limit=1", "/v1/jobs/1/metrics?since=0&format=json",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        json_decref(h_get_json(&P, ok[i], 200));
+    r = h_req(&P, "GET", "/v1/jobs/1/metrics?since=0&format=csv", NULL, NULL, 0);
+    ck_assert_msg(r.status == 200 && !strncmp(r.body, "step,", 5), "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    const char *semi = "a;b\n1;\n";
+    r = h_req(&P, "POST", "/v1/datasets?name=semi&delimiter=%3B&header=true&missing=keep",
+              "text/csv", semi, strlen(semi));
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    /* predict's ?task= and ?checkpoint= reach the service (which judges them) */
+    r = h_req(&P, "POST", "/v1/jobs/1/predict?task=nosuch&checkpoint=best", "text/csv", "x\n1\n",
+              4);
+    ck_assert_msg(r.status != 400 && r.status >= 400 && r.status < 500, "%ld %s", r.status,
+                  r.body);
+    h_resp_free(&r);
+}
+END_TEST
+
+/* A section of docs/api.md: from the "### " line naming `METHOD PATTERN` to
+ * the next heading (malloc'd), or NULL. */
+static char *md_section(const char *md, const char *method, const char *pattern)
+{
+    char key[300];
+    int n = snprintf(key, sizeof key, "`%s %s", method, pattern);
+    for (const char *at = strstr(md, key); at; at = strstr(at + 1, key)) {
+        if (at[n] != '`' && at[n] != '?')
+            continue;
+        const char *line = at;
+        while (line > md && line[-1] != '\n')
+            line--;
+        if (strncmp(line, "### ", 4) != 0)
+            continue;
+        const char *end = strstr(at, "\n#");
+        return strndup(line, end ? (size_t)(end - line) : strlen(line));
+    }
+    return NULL;
+}
+
+/* Each route's query parameters are in docs/api.md (its section) and in
+ * docs/openapi.yaml (its operation), so the allow-lists refuse nothing
+ * documented. */
+START_TEST(query_parameters_are_documented)
+{
+    size_t len = 0;
+    char *md = h_read_file(h_src("docs/api.md"), &len);
+    char *yaml = h_read_file(h_src("docs/openapi.yaml"), &len);
+    ck_assert_ptr_nonnull(md);
+    ck_assert_ptr_nonnull(yaml);
+    for (size_t i = 0; i < api_route_count(); i++) {
+        const char *method, *pattern, *allowed = api_route_query(i);
+        api_route_get(i, &method, &pattern);
+        if (!*allowed)
+            continue;
+        char *sec = md_section(md, method, pattern);
+        ck_assert_msg(sec != NULL, "docs/api.md has no section for %s %s", method, pattern);
+        /* the operation's block in openapi.yaml: path at two spaces, method at four */
+        char key[300], m[16], mk[32];
+        snprintf(key, sizeof key, "\n  %s:\n", pattern);
+        const char *at = strstr(yaml, key);
+        ck_assert_msg(at != NULL, "openapi.yaml has no path %s", pattern);
+        size_t k = 0;
+        for (; method[k] && k + 1 < sizeof m; k++)
+            m[k] = (char)(method[k] + 32);
+        m[k] = 0;
+        snprintf(mk, sizeof mk, "\n    %s:", m);
+        const char *op = strstr(at + 1, mk);
+        const char *next_path = strstr(at + strlen(key) - 1, "\n  /");
+        ck_assert_msg(op && (!next_path || op < next_path), "openapi.yaml: %s has no %s", pattern,
+                      m);
+        const char *op_end = strstr(op + 1, "\n    ");
+        while (op_end && op_end[5] == ' ')
+            op_end = strstr(op_end + 1, "\n    ");
+        char *block = strndup(op, op_end ? (size_t)(op_end - op) : strlen(op));
+        for (const char *p = allowed; *p;) {
+            size_t n = strcspn(p, " ");
+            char a[40], b[40], c[40], d[48];
+            snprintf(a, sizeof a, "%.*s=", (int)n, p);
+            snprintf(b, sizeof b, "`%.*s`", (int)n, p);
+            ck_assert_msg(strstr(sec, a) || strstr(sec, b),
+                          "docs/api.md: %s %s does not document ?%.*s", method, pattern, (int)n, p);
+            snprintf(c, sizeof c, "name: %.*s", (int)n, p);
+            snprintf(d, sizeof d, "parameters/%.*s\"", (int)n, p);
+            ck_assert_msg(strstr(block, c) || strstr(block, d),
+                          "openapi.yaml: %s %s does not list the query parameter %.*s", method,
+                          pattern, (int)n, p);
+            p += n;
+            p += *p == ' ';
+        }
+        free(block);
+        free(sec);
+    }
+    free(md);
+    free(yaml);
+}
+END_TEST
+
 Suite *api_strict_suite(void);
 Suite *api_strict_suite(void)
 {
@@ -171,6 +317,8 @@ Suite *api_strict_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, duplicate_content_length_is_400);
     tcase_add_test(tc, ids_in_urls_are_canonical);
+    tcase_add_test(tc, query_parameters_are_allow_listed);
+    tcase_add_test(tc, query_parameters_are_documented);
     suite_add_tcase(s, tc);
     return s;
 }
