@@ -3,7 +3,10 @@
  *  - a dataset acknowledged with 201 survives kill -9 the next instant;
  *  - a job interrupted by SIGTERM or kill -9 resumes from its checkpoint and
  *    ends with exactly the results of an uninterrupted run of the same spec,
- *    with no duplicated or missing metric step.
+ *    with no duplicated or missing metric step;
+ *  - a job stopped after its last step, while its baselines train, is
+ *    evaluated on the test split again on restart: the series still holds
+ *    the test figures once, and equals an uninterrupted run's.
  */
 #include <check.h>
 #include <math.h>
@@ -271,6 +274,64 @@ START_TEST(job_resumes_after_kill_9)
 }
 END_TEST
 
+START_TEST(job_stopped_in_its_baselines_records_test_once)
+{
+    static const char *spec =
+        "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+        "\"model\":{\"trunk\":[256,128]},\"epochs\":4,\"batch_size\":32,\"seed\":9,"
+        "\"baselines\":true}";
+    mtld_proc p;
+    h_tmpdir(DIR_, sizeof DIR_);
+    h_start(&p, DIR_, NULL);
+    h_define_so(&p);
+    json_t *s = h_post_json(&p, "/v1/jobs", spec, 202);
+    long long a = json_integer_value(json_object_get(s, "id"));
+    json_decref(s);
+    /* the multi-task training is done (step == steps) and the job still
+     * runs: it is training the baselines, its test figures recorded */
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", a);
+    int caught = 0;
+    for (double end = h_now() + 300; h_now() < end && !caught;) {
+        json_t *j = h_get_json(&p, path, 200);
+        long long step = json_integer_value(json_object_get(j, "step"));
+        long long steps = json_integer_value(json_object_get(j, "steps"));
+        const char *st = json_string_value(json_object_get(j, "state"));
+        ck_assert_msg(!strcmp(st, "running") || !strcmp(st, "queued"),
+                      "job %lld ended (%s) before its baselines could be interrupted", a, st);
+        caught = !strcmp(st, "running") && steps > 0 && step == steps;
+        json_decref(j);
+        if (!caught)
+            h_sleep_ms(2);
+    }
+    ck_assert(caught);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+    h_start(&p, DIR_, NULL);
+    json_t *ja = h_wait_job(&p, a, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
+    s = h_post_json(&p, "/v1/jobs", spec, 202);
+    long long b = json_integer_value(json_object_get(s, "id"));
+    json_decref(s);
+    json_t *jb = h_wait_job(&p, b, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(jb, "state")), "succeeded");
+    json_object_del(json_object_get(ja, "results"), "memory");
+    json_object_del(json_object_get(jb, "results"), "memory");
+    ck_assert_msg(json_equal(json_object_get(ja, "results"), json_object_get(jb, "results")),
+                  "results differ after a stop in the baselines");
+    char pa[64], pb[64];
+    snprintf(pa, sizeof pa, "/v1/jobs/%lld/metrics", a);
+    snprintf(pb, sizeof pb, "/v1/jobs/%lld/metrics", b);
+    json_t *ma = h_get_json(&p, pa, 200), *mb = h_get_json(&p, pb, 200);
+    no_duplicate_steps(ma);
+    ck_assert_msg(json_equal(ma, mb), "metric series differ after a stop in the baselines");
+    json_decref(ma);
+    json_decref(mb);
+    json_decref(ja);
+    json_decref(jb);
+    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
+}
+END_TEST
+
 Suite *durability_suite(void);
 Suite *durability_suite(void)
 {
@@ -281,6 +342,7 @@ Suite *durability_suite(void)
     tcase_add_test(tc, newer_database_is_refused);
     tcase_add_test(tc, job_resumes_after_sigterm);
     tcase_add_test(tc, job_resumes_after_kill_9);
+    tcase_add_test(tc, job_stopped_in_its_baselines_records_test_once);
     suite_add_tcase(s, tc);
     return s;
 }
