@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "daemon/svc_internal.h"
+#include "daemon/svc_meta.h"
 #include "daemon/svc_rows.h"
 #include "engine/prep.h"
 
@@ -355,6 +356,36 @@ static int checkpoint_which(json_t *req, char *which, size_t n, svc_error *e)
                      "'checkpoint' must be \"latest\", \"best\" or a checkpoint id");
 }
 
+/* A meta-learning job's checkpoint is an initialisation to adapt to a task,
+ * not a model to predict with (predict used to load it and fail with "the
+ * checkpoint's metadata lacks what prediction needs"): say where to go
+ * instead, whether or not a checkpoint exists yet. A key that names no job
+ * is left to the lookup after, which words that error. */
+static int refuse_meta(svc *s, const char *key, svc_error *e)
+{
+    char *end = NULL;
+    long long id = strtoll(key, &end, 10);
+    store_job j = {0};
+    if (!key[0] || *end || id <= 0 || store_job_get(s->db, id, &j) != STORE_OK)
+        return SVC_OK;
+    json_t *spec = j.spec ? json_loads(j.spec, 0, NULL) : NULL;
+    store_job_clear(&j);
+    const char *alg = json_string_value(json_object_get(spec, "algorithm"));
+    int meta = 0;
+    for (int a = SVC_ALG_MULTITASK; alg && a <= SVC_ALG_FINETUNE; a++)
+        if (svc__is_meta((svc__algorithm)a) && !strcmp(alg, svc__algorithm_name((svc__algorithm)a)))
+            meta = 1;
+    int rc = SVC_OK;
+    if (meta)
+        rc = svc__fail(e, SVC_EINVAL, NULL,
+                       "job %s is a meta-learning job (%s): its model is adapted to a task "
+                       "before it predicts; send a support set with labels and the query rows "
+                       "to POST /v1/jobs/%s/adapt",
+                       key, alg, key);
+    json_decref(spec);
+    return rc;
+}
+
 int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_t **out,
                     svc_error *e)
 {
@@ -364,6 +395,8 @@ int svc_job_predict(svc *s, const char *key, json_t *req, size_t max_rows, json_
     float *x = NULL;
     json_t *res = NULL;
     int rc;
+    if ((rc = refuse_meta(s, key, e)) != SVC_OK)
+        return rc;
     if (!json_is_object(req))
         return svc__fail(e, SVC_EINVAL, NULL,
                          "the body must be an object {\"task\", \"rows\": [...]}");

@@ -308,6 +308,43 @@ START_TEST(query_parameters_are_documented)
 }
 END_TEST
 
+/* Predict on a meta-learning job points to /adapt (its checkpoint is an
+ * initialisation, not a model for the task): a 422 saying so, whether or
+ * not it has a checkpoint yet, for a JSON or a CSV body; /adapt answers. */
+START_TEST(predict_on_a_meta_job_points_to_adapt)
+{
+    seed(); /* job 1: MAML on the sinusoid generator */
+    h_resp r = h_req(&P, "POST", "/v1/jobs/1/predict", "application/json",
+                     "{\"rows\":[[1.0]]}", 16);
+    h_expect_error(&r, 422, "invalid", "POST /v1/jobs/1/adapt", NULL);
+    h_resp_free(&r);
+    json_t *j = h_wait_job(&P, 1, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
+    json_decref(j);
+    static const struct {
+        const char *ctype, *body;
+    } bodies[] = {
+        {"application/json", "{\"rows\":[[1.0]]}"},
+        {"application/json", "{\"task\":\"sine\",\"rows\":[{\"x\":1.0}]}"},
+        {"text/csv", "x\n1.0\n"},
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        r = h_req(&P, "POST", "/v1/jobs/1/predict", bodies[i].ctype, bodies[i].body,
+                  strlen(bodies[i].body));
+        h_expect_error(&r, 422, "invalid", "meta-learning job (maml)", NULL);
+        ck_assert_msg(strstr(r.body, "POST /v1/jobs/1/adapt") != NULL, "%s", r.body);
+        h_resp_free(&r);
+    }
+    /* where it points works */
+    json_t *a = h_post_json(&P, "/v1/jobs/1/adapt",
+                            "{\"support\":{\"rows\":[[0.5],[1.0],[1.5]],\"labels\":[0.4,0.8,1.0]},"
+                            "\"query\":{\"rows\":[[1.0]]},\"steps\":1}",
+                            200);
+    ck_assert_int_eq(json_array_size(json_object_get(a, "predictions")), 1);
+    json_decref(a);
+}
+END_TEST
+
 Suite *api_strict_suite(void);
 Suite *api_strict_suite(void)
 {
@@ -319,6 +356,7 @@ Suite *api_strict_suite(void)
     tcase_add_test(tc, ids_in_urls_are_canonical);
     tcase_add_test(tc, query_parameters_are_allow_listed);
     tcase_add_test(tc, query_parameters_are_documented);
+    tcase_add_test(tc, predict_on_a_meta_job_points_to_adapt);
     suite_add_tcase(s, tc);
     return s;
 }
