@@ -32,44 +32,6 @@
 #define ENG__SQRT sqrtf
 #define ENG__TANH tanhf
 #define ENG__ERF erff
-/* ---- moe.c: the mixture of experts between the trunk and the towers ----
- *
- * Everything the model needs from a mixture, which owns the experts, the
- * gates and the mixed outputs (see moe.c for the layout and the formulas).
- * Build (no allocation besides the struct) lays its parameters out from
- * p_off on and returns where they end; workspace_size and bind hand it its
- * buffers in the model's one workspace allocation. */
-typedef struct eng__moe eng__moe;
-
-/* in: the mixture's input width (n_in, or the trunk's top width). *out is
- * new (free with free()); ENG_ENOMEM. */
-int eng__moe_build(const eng_mtl_spec *s, int in, size_t p_off, eng__moe **out);
-size_t eng__moe_param_end(const eng__moe *mo);
-int eng__moe_width(const eng__moe *mo); /* d: the width of each task's mixed output */
-/* Elements of workspace for max_batch rows (a multiple of align). */
-size_t eng__moe_workspace(const eng__moe *mo, int max_batch, size_t align);
-/* Takes its buffers from work; dinput: where dL/d(input) goes (the trunk's
- * top gradient), NULL when the input is the batch itself. */
-void eng__moe_bind(eng__moe *mo, eng_real *work, int max_batch, size_t align, eng_real *dinput);
-int eng__moe_ntensors(const eng__moe *mo);
-void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *out);
-void eng__moe_init(const eng__moe *mo, eng_real *params, eng_rng *rng);
-void eng__moe_forward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
-                      eng_rng *rng);
-/* Task t's mixed output [n][d] and its gradient buffer. */
-eng_real *eng__moe_out(const eng__moe *mo, int t);
-eng_real *eng__moe_dout(const eng__moe *mo, int t);
-/* After the forward and with eng__moe_dout(t) filled for every t with
- * fed[t] != 0 (the others are not read): parameter gradients (overwritten)
- * and, when bound with dinput, dL/d(input) (overwritten). */
-void eng__moe_backward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
-                       eng_real *grads, const int *fed);
-/* Gate queries (eng_mtl_gate_*). */
-int eng__moe_levels(const eng__moe *mo);
-int eng__moe_gate_size(const eng__moe *mo, int level, int gate);
-int eng__moe_gate_name(const eng__moe *mo, int level, int gate, int c, char *buf, size_t len);
-int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *sum);
-
 #endif
 
 /* Every gemm of the engine goes through ENG__GEMM. Built with
@@ -84,44 +46,6 @@ void eng__gemm_timed(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRA
 #define ENG__GEMM eng__gemm_timed
 #else
 #define ENG__GEMM ENG__GEMM_RAW
-/* ---- moe.c: the mixture of experts between the trunk and the towers ----
- *
- * Everything the model needs from a mixture, which owns the experts, the
- * gates and the mixed outputs (see moe.c for the layout and the formulas).
- * Build (no allocation besides the struct) lays its parameters out from
- * p_off on and returns where they end; workspace_size and bind hand it its
- * buffers in the model's one workspace allocation. */
-typedef struct eng__moe eng__moe;
-
-/* in: the mixture's input width (n_in, or the trunk's top width). *out is
- * new (free with free()); ENG_ENOMEM. */
-int eng__moe_build(const eng_mtl_spec *s, int in, size_t p_off, eng__moe **out);
-size_t eng__moe_param_end(const eng__moe *mo);
-int eng__moe_width(const eng__moe *mo); /* d: the width of each task's mixed output */
-/* Elements of workspace for max_batch rows (a multiple of align). */
-size_t eng__moe_workspace(const eng__moe *mo, int max_batch, size_t align);
-/* Takes its buffers from work; dinput: where dL/d(input) goes (the trunk's
- * top gradient), NULL when the input is the batch itself. */
-void eng__moe_bind(eng__moe *mo, eng_real *work, int max_batch, size_t align, eng_real *dinput);
-int eng__moe_ntensors(const eng__moe *mo);
-void eng__moe_tensor(const eng__moe *mo, int i, eng_tensor_info *out);
-void eng__moe_init(const eng__moe *mo, eng_real *params, eng_rng *rng);
-void eng__moe_forward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
-                      eng_rng *rng);
-/* Task t's mixed output [n][d] and its gradient buffer. */
-eng_real *eng__moe_out(const eng__moe *mo, int t);
-eng_real *eng__moe_dout(const eng__moe *mo, int t);
-/* After the forward and with eng__moe_dout(t) filled for every t with
- * fed[t] != 0 (the others are not read): parameter gradients (overwritten)
- * and, when bound with dinput, dL/d(input) (overwritten). */
-void eng__moe_backward(eng__moe *mo, const eng_real *x, int n, const eng_real *params,
-                       eng_real *grads, const int *fed);
-/* Gate queries (eng_mtl_gate_*). */
-int eng__moe_levels(const eng__moe *mo);
-int eng__moe_gate_size(const eng__moe *mo, int level, int gate);
-int eng__moe_gate_name(const eng__moe *mo, int level, int gate, int c, char *buf, size_t len);
-int eng__moe_gate_sums(const eng__moe *mo, int level, int gate, int n, double *sum);
-
 #endif
 
 /* ENG__CLONES on a function compiles it three times — for x86-64-v4,
