@@ -1,57 +1,13 @@
 /*
- * tests/unit/engine/helpers.c — allocation counting (via the linker's
- * --wrap, see CMakeLists.txt) and a naive reference forward pass that does
- * not share any code with engine/mtl.c or engine/dense.c.
+ * tests/unit/engine/helpers.c — a naive reference forward pass that does
+ * not share any code with engine/mtl.c or engine/dense.c, and the demo
+ * model and batch. (Allocation counting: tests/unit/alloc_count.c.)
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
-
-static long alloc_count;
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t a, size_t b);
-void *__real_realloc(void *p, size_t n);
-void *__real_aligned_alloc(size_t a, size_t n);
-int __real_posix_memalign(void **p, size_t a, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t a, size_t b);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_aligned_alloc(size_t a, size_t n);
-int __wrap_posix_memalign(void **p, size_t a, size_t n);
-
-void *__wrap_malloc(size_t n)
-{
-    alloc_count++;
-    return __real_malloc(n);
-}
-void *__wrap_calloc(size_t a, size_t b)
-{
-    alloc_count++;
-    return __real_calloc(a, b);
-}
-void *__wrap_realloc(void *p, size_t n)
-{
-    alloc_count++;
-    return __real_realloc(p, n);
-}
-void *__wrap_aligned_alloc(size_t a, size_t n)
-{
-    alloc_count++;
-    return __real_aligned_alloc(a, n);
-}
-int __wrap_posix_memalign(void **p, size_t a, size_t n)
-{
-    alloc_count++;
-    return __real_posix_memalign(p, a, n);
-}
-
-long test_alloc_count(void)
-{
-    return alloc_count;
-}
 
 static double ref_act(eng_act act, double slope, double z)
 {

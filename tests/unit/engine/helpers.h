@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "engine/mtl.h"
+#include "tests/unit/alloc_count.h"
 
 /* Tolerance for comparing values computed in eng_real against exact ones. */
 #ifdef ENG_DOUBLE
@@ -40,9 +41,6 @@ void grad_check_drop(eng_mtl *m, const eng_real *x, int n, const eng_task_batch 
 /* test_grad.c: adds 0.1·N(0, 1) to every parameter. */
 void jitter(eng_mtl *m, eng_rng *r);
 
-/* Calls to malloc/calloc/realloc/aligned_alloc/posix_memalign made by code
- * linked into the test binary (the engine included) since the start. */
-long test_alloc_count(void);
 
 /* Independent forward pass in double (inference: no dropout), straight from
  * the spec and the tensor table, with every activation and layer norm:

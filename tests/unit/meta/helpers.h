@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "engine/meta.h"
+#include "tests/unit/alloc_count.h"
 
 Suite *fnet_suite(void);
 Suite *meta_grad_suite(void); /* finite-difference checks: NULL in the float build */
@@ -16,8 +17,6 @@ Suite *meta_suite(void);      /* identities that hold in any precision */
 Suite *episodes_suite(void);
 Suite *sinusoid_suite(void);  /* the short MAML reproduction: NULL in the double build */
 
-/* Allocations made through malloc/calloc/realloc/... since the start. */
-long test_alloc_count(void);
 
 /* Fills a[n] with normal(0, sd) draws. */
 void fill_normal(eng_rng *r, eng_real *a, size_t n, double sd);
