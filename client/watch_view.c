@@ -94,7 +94,11 @@ void cli_watch_view_state(cli_watch_view *v, const json_t *d)
 
 void cli_watch_view_progress(cli_watch_view *v, const json_t *d)
 {
-    const json_t *p = json_object_get(d, "progress"), *eta = json_object_get(d, "eta");
+    /* "eta_seconds" is the job view's name and progress events carry it too;
+     * "eta" is what events of earlier daemons carried alone. */
+    const json_t *p = json_object_get(d, "progress"), *eta = json_object_get(d, "eta_seconds");
+    if (!eta)
+        eta = json_object_get(d, "eta");
     cli_watch_view_state(v, d);
     if (json_is_number(p))
         v->progress = json_number_value(p);

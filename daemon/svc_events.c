@@ -203,10 +203,12 @@ void svc__events_progress(svc *s, int64_t job_id, int64_t step, int64_t steps, i
             eta = (now - c->run_t0) / (double)(step - c->run_step0) * (double)(steps - step);
     }
     pthread_mutex_unlock(&h->mu);
-    json_t *o = json_pack("{s:I,s:I,s:o,s:o}", "step", (json_int_t)step, "steps",
+    /* "eta" is design.md's name for it, "eta_seconds" the job view's: both,
+     * the same value, so a client reads one name from either (docs/api.md). */
+    json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:o}", "step", (json_int_t)step, "steps",
                           (json_int_t)steps, "progress",
                           num_or_null(steps > 0 ? (double)step / (double)steps : 0.0), "eta",
-                          num_or_null(eta));
+                          num_or_null(eta), "eta_seconds", num_or_null(eta));
     publish(s, job_id, "progress", dump(o), 0);
 }
 
@@ -288,8 +290,10 @@ static void set_event(svc_event *ev, int64_t id, const char *type, char *data, i
     ev->final = final;
 }
 
-/* The state (and progress) of a stored job as snapshot events. */
-static int snapshot(svc_watch *w, const store_job *j)
+/* The state (and progress) of a stored job as snapshot events; the progress
+ * figures are the job view's (view: svc_job_get's, live while it runs), so
+ * a stream starts where GET /v1/jobs/{id} stands, its eta included. */
+static int snapshot(svc_watch *w, const store_job *j, json_t *view)
 {
     int final = is_final(j->state);
     json_t *st = state_json(j->state, j->error_code, j->error_message);
@@ -299,8 +303,15 @@ static int snapshot(svc_watch *w, const store_job *j)
     }
     set_event(&w->snap[w->n_snap++], 0, "state", dump(st), final);
     if (!final) {
-        json_t *p = json_pack("{s:I,s:I,s:f,s:n}", "step", (json_int_t)j->step, "steps",
-                              (json_int_t)j->steps, "progress", j->progress, "eta");
+        json_t *vs = json_object_get(view, "step"), *vn = json_object_get(view, "steps");
+        json_t *vp = json_object_get(view, "progress"), *ve = json_object_get(view, "eta_seconds");
+        json_t *p = json_pack(
+            "{s:I,s:I,s:f,s:o,s:o}", "step",
+            json_is_integer(vs) ? json_integer_value(vs) : (json_int_t)j->step, "steps",
+            json_is_integer(vn) ? json_integer_value(vn) : (json_int_t)j->steps, "progress",
+            json_is_number(vp) ? json_number_value(vp) : j->progress, "eta",
+            json_is_number(ve) ? json_real(json_number_value(ve)) : json_null(), "eta_seconds",
+            json_is_number(ve) ? json_real(json_number_value(ve)) : json_null());
         set_event(&w->snap[w->n_snap++], 0, "progress", dump(p), 0);
     }
     return w->snap[0].data ? 0 : -1;
@@ -358,7 +369,13 @@ int svc_events_watch(svc *s, const char *key, int64_t last_id, int max_watchers,
      * between is missed (at worst it is seen twice: as snapshot and event). */
     if (with_snapshot) {
         store_job_clear(&j);
-        if (store_job_get(s->db, id, &j) != STORE_OK || snapshot(w, &j) != 0) {
+        json_t *view = NULL;
+        svc_error ve = {0};
+        if (svc_job_get(s, key, &view, &ve) != SVC_OK)
+            view = NULL; /* the stored figures serve */
+        int bad = store_job_get(s->db, id, &j) != STORE_OK || snapshot(w, &j, view) != 0;
+        json_decref(view);
+        if (bad) {
             svc_events_unwatch(w);
             w = NULL;
             rc = svc__fail(e, SVC_ENOMEM, NULL, "cannot read job %s", key);

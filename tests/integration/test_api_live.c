@@ -159,6 +159,8 @@ START_TEST(events_arrive_in_order_and_the_stream_ends)
             ck_assert_int_ge(step, last_progress);
             last_progress = step;
             ck_assert(json_object_get(d, "eta") != NULL);
+            /* the job view's name for it, the same value */
+            ck_assert(json_equal(json_object_get(d, "eta"), json_object_get(d, "eta_seconds")));
             ck_assert(json_is_number(json_object_get(d, "progress")));
             progress++;
         } else if (!strcmp(ev[i].type, "state")) {

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +346,63 @@ START_TEST(predict_on_a_meta_job_points_to_adapt)
 }
 END_TEST
 
+/* 1 if a and b are both null or both numbers within a relative 1e-9. */
+static int same_eta(const json_t *a, const json_t *b)
+{
+    if (json_is_null(a) && json_is_null(b))
+        return 1;
+    if (!json_is_number(a) || !json_is_number(b))
+        return 0;
+    double x = json_number_value(a), y = json_number_value(b);
+    return fabs(x - y) <= 1e-9 * (fabs(x) > 1 ? fabs(x) : 1);
+}
+
+/* A progress event carries the time left as "eta" (design.md's name) and as
+ * "eta_seconds" (the job view's), the same value; the stream's snapshot has
+ * the job view's live figures, so a running job's first progress event
+ * already has its eta (it was always null). */
+START_TEST(progress_events_name_eta_as_the_job_view_does)
+{
+    json_decref(h_post_json(&P, "/v1/tasks", "{\"name\":\"sine\",\"generator\":\"sinusoid\"}", 201));
+    json_decref(h_post_json(&P, "/v1/jobs",
+                            "{\"algorithm\":\"maml\",\"tasks\":[\"sine\"],\"steps\":5000000,"
+                            "\"eval\":{\"episodes\":5}}",
+                            202));
+    h_wait_running_past(&P, 1, 20);
+    json_t *view = h_get_json(&P, "/v1/jobs/1", 200);
+    ck_assert_msg(json_is_number(json_object_get(view, "eta_seconds")), "no eta_seconds in %s",
+                  json_string_value(json_object_get(view, "state")));
+    json_decref(view);
+    t_event ev[64];
+    long status = 0;
+    int ended = 0;
+    int n = t_events(&P, 1, -1, 2.0, ev, 64, &status, &ended);
+    ck_assert_int_eq(status, 200);
+    int progress = 0, snapshot = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ev[i].type, "progress") != 0)
+            continue;
+        json_t *d = json_loads(ev[i].data, 0, NULL);
+        ck_assert_msg(d != NULL, "%s", ev[i].data);
+        json_t *eta = json_object_get(d, "eta"), *secs = json_object_get(d, "eta_seconds");
+        ck_assert_msg(eta && secs && same_eta(eta, secs), "progress event %d: %s", i, ev[i].data);
+        if (ev[i].id == 0) { /* the snapshot: the running job's live figures */
+            snapshot++;
+            ck_assert_msg(json_is_number(secs), "snapshot without an eta: %s", ev[i].data);
+            ck_assert_int_gt(json_integer_value(json_object_get(d, "step")), 20);
+        }
+        progress++;
+        json_decref(d);
+    }
+    ck_assert_int_eq(snapshot, 1);
+    ck_assert_int_ge(progress, 1);
+    h_resp r = h_req(&P, "POST", "/v1/jobs/1/cancel", NULL, NULL, 0);
+    ck_assert_msg(r.status == 200 || r.status == 202, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    json_decref(h_wait_job(&P, 1, 300));
+}
+END_TEST
+
 Suite *api_strict_suite(void);
 Suite *api_strict_suite(void)
 {
@@ -357,6 +415,7 @@ Suite *api_strict_suite(void)
     tcase_add_test(tc, query_parameters_are_allow_listed);
     tcase_add_test(tc, query_parameters_are_documented);
     tcase_add_test(tc, predict_on_a_meta_job_points_to_adapt);
+    tcase_add_test(tc, progress_events_name_eta_as_the_job_view_does);
     suite_add_tcase(s, tc);
     return s;
 }
