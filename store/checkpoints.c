@@ -23,20 +23,15 @@ void store_checkpoint_clear(store_checkpoint *c)
     memset(c, 0, sizeof *c);
 }
 
-void store_checkpoint_list_free(store_checkpoint *c, size_t n)
+/* store_checkpoint_clear for store__collect and store__list_free. */
+static void checkpoint_clear(void *item)
 {
-    size_t i;
-    if (!c)
-        return;
-    for (i = 0; i < n; i++)
-        store_checkpoint_clear(&c[i]);
-    free(c);
+    store_checkpoint_clear(item);
 }
 
-/* store_checkpoint_list_free for store__collect. */
-static void checkpoint_list_free(void *items, size_t n)
+void store_checkpoint_list_free(store_checkpoint *c, size_t n)
 {
-    store_checkpoint_list_free(items, n);
+    store__list_free(c, n, sizeof *c, checkpoint_clear);
 }
 
 static int checkpoint_from_row(sqlite3_stmt *st, void *item)
@@ -117,7 +112,7 @@ static int checkpoint_list_tx(store *s, int64_t job_id, store_checkpoint **out, 
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 1, job_id));
     if (rc == STORE_OK)
-        rc = store__collect(st, sizeof **out, checkpoint_from_row, checkpoint_list_free,
+        rc = store__collect(st, sizeof **out, checkpoint_from_row, checkpoint_clear,
                             (void **)out, n_out);
     sqlite3_finalize(st);
     return rc;

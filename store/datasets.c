@@ -50,20 +50,15 @@ void store_dataset_clear(store_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-void store_dataset_list_free(store_dataset *d, size_t n)
+/* store_dataset_clear for store__collect and store__list_free. */
+static void dataset_clear(void *item)
 {
-    size_t i;
-    if (!d)
-        return;
-    for (i = 0; i < n; i++)
-        store_dataset_clear(&d[i]);
-    free(d);
+    store_dataset_clear(item);
 }
 
-/* store_dataset_list_free for store__collect. */
-static void dataset_list_free(void *items, size_t n)
+void store_dataset_list_free(store_dataset *d, size_t n)
 {
-    store_dataset_list_free(items, n);
+    store__list_free(d, n, sizeof *d, dataset_clear);
 }
 
 /* Fills *out from a row selected as DATASET_COLS. */
@@ -259,7 +254,7 @@ static int dataset_list_tx(store *s, store_dataset **out, size_t *n_out)
     sqlite3_stmt *st = NULL;
     int rc = store__prepare(s, "SELECT " DATASET_COLS " FROM datasets WHERE complete ORDER BY id", &st);
     if (rc == STORE_OK)
-        rc = store__collect(st, sizeof **out, dataset_from_row, dataset_list_free, (void **)out,
+        rc = store__collect(st, sizeof **out, dataset_from_row, dataset_clear, (void **)out,
                             n_out);
     sqlite3_finalize(st);
     return rc;

@@ -23,19 +23,15 @@ void store_import_clear(store_import *m)
     memset(m, 0, sizeof *m);
 }
 
-void store_import_list_free(store_import *m, size_t n)
+/* store_import_clear for store__collect and store__list_free. */
+static void import_clear(void *item)
 {
-    if (!m)
-        return;
-    for (size_t i = 0; i < n; i++)
-        store_import_clear(&m[i]);
-    free(m);
+    store_import_clear(item);
 }
 
-/* store_import_list_free for store__collect. */
-static void import_list_free(void *items, size_t n)
+void store_import_list_free(store_import *m, size_t n)
 {
-    store_import_list_free(items, n);
+    store__list_free(m, n, sizeof *m, import_clear);
 }
 
 static int import_from_row(sqlite3_stmt *st, void *item)
@@ -135,7 +131,7 @@ static int import_list_tx(store *s, store_import **out, size_t *n_out)
     sqlite3_stmt *st = NULL;
     int rc = store__prepare(s, "SELECT " IMPORT_COLS " FROM imports ORDER BY id", &st);
     if (rc == STORE_OK)
-        rc = store__collect(st, sizeof **out, import_from_row, import_list_free, (void **)out,
+        rc = store__collect(st, sizeof **out, import_from_row, import_clear, (void **)out,
                             n_out);
     sqlite3_finalize(st);
     return rc;

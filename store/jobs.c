@@ -45,20 +45,15 @@ void store_job_clear(store_job *j)
     memset(j, 0, sizeof *j);
 }
 
-void store_job_list_free(store_job *j, size_t n)
+/* store_job_clear for store__collect and store__list_free. */
+static void job_clear(void *item)
 {
-    size_t i;
-    if (!j)
-        return;
-    for (i = 0; i < n; i++)
-        store_job_clear(&j[i]);
-    free(j);
+    store_job_clear(item);
 }
 
-/* store_job_list_free for store__collect. */
-static void job_list_free(void *items, size_t n)
+void store_job_list_free(store_job *j, size_t n)
 {
-    store_job_list_free(items, n);
+    store__list_free(j, n, sizeof *j, job_clear);
 }
 
 static int job_from_row(sqlite3_stmt *st, void *item)
@@ -208,7 +203,7 @@ static int job_list_tx(store *s, const char *state, store_job **out, size_t *n_o
     if (rc == STORE_OK)
         rc = store__bind_text(st, 1, state);
     if (rc == STORE_OK)
-        rc = store__collect(st, sizeof **out, job_from_row, job_list_free, (void **)out,
+        rc = store__collect(st, sizeof **out, job_from_row, job_clear, (void **)out,
                             n_out);
     sqlite3_finalize(st);
     return rc;

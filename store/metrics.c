@@ -14,23 +14,18 @@
 
 #include "store/store_internal.h"
 
-void store_metric_list_free(store_metric *m, size_t n)
+/* Frees the strings of one metric (a store_metric has no public clear). */
+static void metric_clear(void *item)
 {
-    size_t i;
-    if (!m)
-        return;
-    for (i = 0; i < n; i++) {
-        free(m[i].task);
-        free(m[i].split);
-        free(m[i].name);
-    }
-    free(m);
+    store_metric *m = item;
+    free(m->task);
+    free(m->split);
+    free(m->name);
 }
 
-/* store_metric_list_free for store__collect. */
-static void metric_list_free(void *items, size_t n)
+void store_metric_list_free(store_metric *m, size_t n)
 {
-    store_metric_list_free(items, n);
+    store__list_free(m, n, sizeof *m, metric_clear);
 }
 
 /* Fills *item from a row selected as step, task, split, name, value. */
@@ -47,13 +42,10 @@ static int metric_from_row(sqlite3_stmt *st, void *item)
         rc = store__col_strdup(st, 2, &m.split);
     if (rc == STORE_OK)
         rc = store__col_strdup(st, 3, &m.name);
-    if (rc == STORE_OK) {
+    if (rc == STORE_OK)
         *out = m;
-    } else {
-        free(m.task);
-        free(m.split);
-        free(m.name);
-    }
+    else
+        metric_clear(&m);
     return rc;
 }
 
@@ -125,7 +117,7 @@ static int metric_list_tx(store *s, int64_t job_id, int64_t since, store_metric 
     if (rc == STORE_OK)
         rc = store__err(sqlite3_bind_int64(st, 2, since));
     if (rc == STORE_OK)
-        rc = store__collect(st, sizeof **out, metric_from_row, metric_list_free, (void **)out,
+        rc = store__collect(st, sizeof **out, metric_from_row, metric_clear, (void **)out,
                             n_out);
     sqlite3_finalize(st);
     return rc;

@@ -138,8 +138,18 @@ static int grow(void **items, size_t *cap, size_t n, size_t elem)
     return STORE_OK;
 }
 
-int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row,
-                   store__list_free_fn list_free, void **out, size_t *n_out)
+void store__list_free(void *items, size_t n, size_t elem, store__clear_fn clear)
+{
+    size_t i;
+    if (!items)
+        return;
+    for (i = 0; i < n; i++)
+        clear((char *)items + i * elem);
+    free(items);
+}
+
+int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row, store__clear_fn clear,
+                   void **out, size_t *n_out)
 {
     void *items = NULL;
     size_t n = 0, cap = 0;
@@ -161,6 +171,6 @@ int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row,
     items = NULL;
     n = 0;
 fail:
-    list_free(items, n); /* frees the array even when n is 0 */
+    store__list_free(items, n, elem, clear); /* frees the array even when n is 0 */
     return rc;
 }

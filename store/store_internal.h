@@ -69,15 +69,17 @@ int store__exec_id(store *s, const char *sql, int64_t id, int *changes);
 /* Converts the current row of a list query into *item (an element of the
  * list being built). On failure it leaves nothing allocated in *item. */
 typedef int (*store__row_fn)(sqlite3_stmt *st, void *item);
-/* Frees a list of n items built from rows (the type's store_*_list_free). */
-typedef void (*store__list_free_fn)(void *items, size_t n);
+/* Frees what one list item owns (the type's store_*_clear). */
+typedef void (*store__clear_fn)(void *item);
 /* Steps a prepared and bound list query to its end, converting each row with
  * from_row into a malloc'd array of elem-sized items. On success *out and
  * *n_out receive the array (the caller's) and its length; on any error what
- * was built is freed with list_free and *out, *n_out are untouched. Does not
- * finalise st. */
-int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row,
-                   store__list_free_fn list_free, void **out, size_t *n_out);
+ * was built is freed (store__list_free with clear) and *out, *n_out are
+ * untouched. Does not finalise st. */
+int store__collect(sqlite3_stmt *st, size_t elem, store__row_fn from_row, store__clear_fn clear,
+                   void **out, size_t *n_out);
+/* Clears each of the n elem-sized items, then frees the array (NULL: nothing). */
+void store__list_free(void *items, size_t n, size_t elem, store__clear_fn clear);
 
 /* ---- jobs.c --------------------------------------------------------------- */
 /* STORE_OK when job job_id exists, STORE_ENOTFOUND when not: for the tables

@@ -24,20 +24,15 @@ void store_task_clear(store_task *t)
     memset(t, 0, sizeof *t);
 }
 
-void store_task_list_free(store_task *t, size_t n)
+/* store_task_clear for store__collect and store__list_free. */
+static void task_clear(void *item)
 {
-    size_t i;
-    if (!t)
-        return;
-    for (i = 0; i < n; i++)
-        store_task_clear(&t[i]);
-    free(t);
+    store_task_clear(item);
 }
 
-/* store_task_list_free for store__collect. */
-static void task_list_free(void *items, size_t n)
+void store_task_list_free(store_task *t, size_t n)
 {
-    store_task_list_free(items, n);
+    store__list_free(t, n, sizeof *t, task_clear);
 }
 
 static int task_from_row(sqlite3_stmt *st, void *item)
@@ -165,7 +160,7 @@ static int task_list_tx(store *s, store_task **out, size_t *n_out)
     sqlite3_stmt *st = NULL;
     int rc = store__prepare(s, "SELECT " TASK_COLS " FROM tasks ORDER BY id", &st);
     if (rc == STORE_OK)
-        rc = store__collect(st, sizeof **out, task_from_row, task_list_free, (void **)out,
+        rc = store__collect(st, sizeof **out, task_from_row, task_clear, (void **)out,
                             n_out);
     sqlite3_finalize(st);
     return rc;
