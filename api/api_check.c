@@ -9,7 +9,7 @@
  *    Anything else is 404 with field naming the segment ("id", "which"),
  *    as an id that exists nowhere is;
  *  - every query parameter is one the route takes (its allow-list in the
- *    route table), given once: otherwise 400 naming it.
+ *    route table), given once, with a value: otherwise 400 naming it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -100,7 +100,8 @@ enum MHD_Result api__check_ids(struct MHD_Connection *c, api__req *r, int *done)
 typedef struct {
     const char *allowed; /* "limit offset state" */
     unsigned seen;       /* bit i: the i-th allowed name was given */
-    int fault;           /* 0 none, 1 unknown, 2 given twice */
+    int fault;           /* 0 none, 1 unknown, 2 given twice, 3 without '=' and a value
+                            ("?limit" was taken as no limit given) */
     char bad[64];        /* the first parameter at fault */
 } query_scan;
 
@@ -127,12 +128,12 @@ static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *
     if ((!key || !key[0]) && (!value || !value[0]))
         return MHD_YES; /* an empty piece ("?limit=5&", "?&&") says nothing */
     int i = allowed_index(q->allowed, key ? key : "");
-    if (i >= 0 && i < 32 && !(q->seen & (1u << i))) {
+    if (i >= 0 && i < 32 && !(q->seen & (1u << i)) && value) {
         q->seen |= 1u << i;
         return MHD_YES;
     }
     snprintf(q->bad, sizeof q->bad, "%s", key ? key : "");
-    q->fault = i >= 0 ? 2 : 1;
+    q->fault = i < 0 ? 1 : !value ? 3 : 2;
     return MHD_NO; /* the first fault is the one said */
 }
 
@@ -147,6 +148,9 @@ enum MHD_Result api__check_query(struct MHD_Connection *c, api__req *r, int *don
     if (r->route->body != BODY_NONE)
         r->close_after = 1; /* refused before its body: read none of it */
     const char *field = q.bad[0] ? q.bad : NULL;
+    if (q.fault == 3)
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", field,
+                                "the query parameter '%s' has no value (%s=VALUE)", q.bad, q.bad);
     if (q.fault == 2)
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", field,
                                 "the query parameter '%s' is given more than once", q.bad);

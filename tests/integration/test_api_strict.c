@@ -187,6 +187,11 @@ START_TEST(query_parameters_are_allow_listed)
             r = req(method, q);
             h_expect_error(&r, 400, "invalid", "more than once", name);
             h_resp_free(&r);
+            /* and without a value ("?limit" was taken as no limit given) */
+            snprintf(q, sizeof q, "%s?%s", path, name);
+            r = req(method, q);
+            h_expect_error(&r, 400, "invalid", "has no value", name);
+            h_resp_free(&r);
             p += n;
             p += *p == ' ';
         }
