@@ -369,6 +369,29 @@ json_t *h_wait_job(const mtld_proc *p, long long id, double timeout)
     return NULL;
 }
 
+void h_expect_same_results(json_t *ja, json_t *jb)
+{
+    /* results.memory measures the process (resident bytes), not the training */
+    json_object_del(json_object_get(ja, "results"), "memory");
+    json_object_del(json_object_get(jb, "results"), "memory");
+    char *ra = json_dumps(json_object_get(ja, "results"), JSON_SORT_KEYS);
+    char *rb = json_dumps(json_object_get(jb, "results"), JSON_SORT_KEYS);
+    ck_assert_msg(!strcmp(ra, rb), "resumed %s\n  differs from uninterrupted %s", ra, rb);
+    free(ra);
+    free(rb);
+}
+
+void h_expect_same_metrics(const mtld_proc *p, long long a, long long b)
+{
+    char pa[64], pb[64];
+    snprintf(pa, sizeof pa, "/v1/jobs/%lld/metrics", a);
+    snprintf(pb, sizeof pb, "/v1/jobs/%lld/metrics", b);
+    json_t *ma = h_get_json(p, pa, 200), *mb = h_get_json(p, pb, 200);
+    ck_assert_msg(json_equal(ma, mb), "metric series differ after resume");
+    json_decref(ma);
+    json_decref(mb);
+}
+
 char *h_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -66,6 +66,14 @@ json_t *h_upload(const mtld_proc *p, const char *name, const char *file, long ex
 /* Polls GET /v1/jobs/{id} until a final state (or timeout seconds). */
 json_t *h_wait_job(const mtld_proc *p, long long id, double timeout);
 
+/* For resume tests, jobs ja (resumed) and jb (uninterrupted, same spec) as
+ * GET /v1/jobs/{id} returned them: asserts equal results but for
+ * results.memory (the process's resident bytes), which it deletes from both. */
+void h_expect_same_results(json_t *ja, json_t *jb);
+/* Asserts that jobs a and b have equal metric series (GET .../metrics), every
+ * value to the last bit. */
+void h_expect_same_metrics(const mtld_proc *p, long long a, long long b);
+
 /* Uploads data/stackoverflow/stackoverflow.csv as dataset "so" and defines
  * the tasks most suites train: "salary" (regression) and "remote"
  * (classification), each answered 201. */

@@ -434,21 +434,8 @@ START_TEST(gradnorm_resumes_bit_identically)
     ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
     long long b = submit(&p, spec);
     json_t *jb = h_wait_job(&p, b, 300);
-    /* results.memory measures the process (resident bytes), not the training */
-    json_object_del(json_object_get(ja, "results"), "memory");
-    json_object_del(json_object_get(jb, "results"), "memory");
-    char *ra = json_dumps(json_object_get(ja, "results"), JSON_SORT_KEYS);
-    char *rb = json_dumps(json_object_get(jb, "results"), JSON_SORT_KEYS);
-    ck_assert_msg(!strcmp(ra, rb), "resumed %s\n  differs from uninterrupted %s", ra, rb);
-    free(ra);
-    free(rb);
-    char pa[64], pb[64];
-    snprintf(pa, sizeof pa, "/v1/jobs/%lld/metrics", a);
-    snprintf(pb, sizeof pb, "/v1/jobs/%lld/metrics", b);
-    json_t *ma = h_get_json(&p, pa, 200), *mb = h_get_json(&p, pb, 200);
-    ck_assert_msg(json_equal(ma, mb), "metric series differ after resume");
-    json_decref(ma);
-    json_decref(mb);
+    h_expect_same_results(ja, jb);
+    h_expect_same_metrics(&p, a, b);
     json_decref(ja);
     json_decref(jb);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
