@@ -87,6 +87,12 @@ int svc__store_fail(svc_error *e, int rc, const char *what, const char *key);
  * never mistaken for a numeric id). */
 int svc__valid_name(const char *name);
 
+/* The live figures of job id while a worker runs it (svc_job.c): sets
+ * "step", "steps" and "progress" of o from its running[] slot and returns 1
+ * with *eta (seconds) when a rate is known yet; 0 otherwise (o untouched when
+ * the job holds no slot). Takes s->mu. */
+int svc__live_figures(svc *s, int64_t id, json_t *o, double *eta);
+
 /* JSON views of stored rows (new references). */
 json_t *svc__dataset_json(const store_dataset *d, int with_stats);
 json_t *svc__task_json(const store_task *t);

@@ -62,34 +62,41 @@ json_t *svc__job_json(const store_job *j)
     return o;
 }
 
+int svc__live_figures(svc *s, int64_t id, json_t *o, double *eta)
+{
+    long long step = -1, total = 0, step0 = 0;
+    double t0 = 0;
+    int have_eta = 0;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < SVC__MAX_RUNNING; i++)
+        if (s->running[i].job_id == id) {
+            step = atomic_load(&s->running[i].step);
+            total = atomic_load(&s->running[i].total);
+            step0 = atomic_load(&s->running[i].step0);
+            t0 = s->running[i].t0;
+        }
+    pthread_mutex_unlock(&s->mu);
+    if (step >= 0 && total > 0) {
+        double elapsed = svc__now() - t0;
+        json_object_set_new(o, "step", json_integer(step));
+        json_object_set_new(o, "steps", json_integer(total));
+        json_object_set_new(o, "progress", json_real((double)step / (double)total));
+        if (step > step0 && elapsed > 0) {
+            *eta = elapsed / (double)(step - step0) * (double)(total - step);
+            have_eta = 1;
+        }
+    }
+    return have_eta;
+}
+
 /* Adds the live figures of a running job (step, progress, eta_seconds) to
  * its view; eta_seconds is null when the job is not running or too new to
  * estimate (no step done since it started or resumed). */
 static void add_live(svc *s, json_t *o, const store_job *j)
 {
-    json_t *eta = json_null();
-    if (!strcmp(j->state, "running")) {
-        long long step = -1, total = 0, step0 = 0;
-        double t0 = 0;
-        pthread_mutex_lock(&s->mu);
-        for (int i = 0; i < SVC__MAX_RUNNING; i++)
-            if (s->running[i].job_id == j->id) {
-                step = atomic_load(&s->running[i].step);
-                total = atomic_load(&s->running[i].total);
-                step0 = atomic_load(&s->running[i].step0);
-                t0 = s->running[i].t0;
-            }
-        pthread_mutex_unlock(&s->mu);
-        if (step >= 0 && total > 0) {
-            double elapsed = svc__now() - t0;
-            json_object_set_new(o, "step", json_integer(step));
-            json_object_set_new(o, "steps", json_integer(total));
-            json_object_set_new(o, "progress", json_real((double)step / (double)total));
-            if (step > step0 && elapsed > 0)
-                eta = json_real(elapsed / (double)(step - step0) * (double)(total - step));
-        }
-    }
-    json_object_set_new(o, "eta_seconds", eta);
+    double eta;
+    int known = !strcmp(j->state, "running") && svc__live_figures(s, j->id, o, &eta);
+    json_object_set_new(o, "eta_seconds", known ? json_real(eta) : json_null());
 }
 
 static int find_job(svc *s, const char *key, store_job *out, svc_error *e)

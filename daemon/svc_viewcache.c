@@ -5,7 +5,7 @@
  * moved, no row anywhere was written, so the view is still what svc_job_get
  * would build. Only the live figures of a running job (step, steps,
  * progress, eta_seconds: atomics in its running[] slot, not in the store)
- * are computed again per request, exactly as svc_job.c's add_live does, and
+ * are computed again per request (svc__live_figures, as add_live does), and
  * appended to the cached text (so they come last in the object).
  *
  * Why: a dashboard polling a job is the API's hottest path, and every store
@@ -78,28 +78,9 @@ static char *live_tail(svc *s, int64_t id, const ventry *en, int running)
                           "progress", en->progress, "eta_seconds");
     if (!o)
         return NULL;
-    if (running) {
-        long long step = -1, total = 0, step0 = 0;
-        double t0 = 0;
-        pthread_mutex_lock(&s->mu);
-        for (int i = 0; i < SVC__MAX_RUNNING; i++)
-            if (s->running[i].job_id == id) {
-                step = atomic_load(&s->running[i].step);
-                total = atomic_load(&s->running[i].total);
-                step0 = atomic_load(&s->running[i].step0);
-                t0 = s->running[i].t0;
-            }
-        pthread_mutex_unlock(&s->mu);
-        if (step >= 0 && total > 0) {
-            double elapsed = svc__now() - t0;
-            json_object_set_new(o, "step", json_integer(step));
-            json_object_set_new(o, "steps", json_integer(total));
-            json_object_set_new(o, "progress", json_real((double)step / (double)total));
-            if (step > step0 && elapsed > 0)
-                json_object_set_new(o, "eta_seconds", json_real(elapsed / (double)(step - step0) *
-                                                               (double)(total - step)));
-        }
-    }
+    double eta;
+    if (running && svc__live_figures(s, id, o, &eta))
+        json_object_set_new(o, "eta_seconds", json_real(eta));
     char *t = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (t)
