@@ -141,18 +141,39 @@ typedef struct {
     int counted;
 } conn_ctx;
 
-/* Counts the Content-Length header lines of a request. libmicrohttpd reads
- * the first and ignores the rest, so "Content-Length: 10" then
+/* How a request says where its body ends: its Content-Length and
+ * Transfer-Encoding header lines. libmicrohttpd reads the first
+ * Content-Length and ignores the rest, so "Content-Length: 10" then
  * "Content-Length: 2" with a 2-byte body would wait for 8 bytes that never
- * come (until --connection-timeout); a request that says its length twice
- * has not said it (RFC 9112 §6.3), and it is refused at its headers. */
-static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
+ * come (until --connection-timeout); a Transfer-Encoding other than chunked
+ * ("gzip") hangs the same way. A request that says its length twice, or
+ * both ways, or in a coding we do not read, has not said it (RFC 9112 §6.1,
+ * §6.3): it is refused at its headers and the connection closed. */
+typedef struct {
+    int n_cl, n_te;
+    int te_other;      /* a Transfer-Encoding that is not exactly "chunked" */
+    char te[48];
+} framing;
+
+static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
 {
     (void)kind;
-    (void)value;
+    framing *f = cls;
     if (key && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
-        (*(int *)cls)++;
+        f->n_cl++;
+    if (key && !strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        const char *v = value ? value : "";
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t n = strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        if (f->n_te++ == 0)
+            snprintf(f->te, sizeof f->te, "%.*s", (int)n, v);
+        if (n != 7 || strncasecmp(v, "chunked", 7) != 0)
+            f->te_other = 1;
+    }
     return MHD_YES;
 }
 
@@ -241,13 +262,25 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                 "(max_header_bytes)",
                                 a->cfg.max_header_bytes);
     }
-    int n_cl = 0;
-    MHD_get_connection_values(c, MHD_HEADER_KIND, count_cl, &n_cl);
-    if (n_cl > 1) {
-        r->close_after = 1; /* where this body ends is not known: read no more */
+    framing fr = {0, 0, 0, ""};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_framing, &fr);
+    if (fr.n_cl > 1 || fr.n_te > 0) /* where this body ends is not known: read no more */
+        r->close_after = 1;
+    if (fr.n_cl > 1)
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Content-Length",
-                                "the request has %d Content-Length headers; send one", n_cl);
-    }
+                                "the request has %d Content-Length headers; send one",
+                                fr.n_cl);
+    if (fr.te_other || fr.n_te > 1)
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
+                                "Transfer-Encoding '%s' is not read here: send the body as it "
+                                "is or chunked (a gzip upload says Content-Encoding: gzip)",
+                                fr.te);
+    if (fr.n_te && fr.n_cl)
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
+                                "the request has both Transfer-Encoding and Content-Length; "
+                                "send one");
+    if (fr.n_te)
+        r->close_after = 0; /* a plain chunked body: nothing wrong */
     char params[API__MAX_PARAMS][160] = {{0}};
     for (size_t i = 0; i < api__n_routes; i++) {
         if (!match(api__routes[i].pattern, url, params))
