@@ -483,3 +483,27 @@ void h_define_so(const mtld_proc *p)
                             "\"kind\":\"classification\"}",
                             201));
 }
+
+void h_expect_bad_so_job(const mtld_proc *p, const char *extra, const char *field,
+                         const char *needle)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],%s}", extra);
+    h_resp r = h_req(p, "POST", "/v1/jobs", "application/json", body, strlen(body));
+    h_expect_error(&r, 422, NULL, needle, field);
+    h_resp_free(&r);
+}
+
+void h_start_so(mtld_proc *p, char *dir, size_t n)
+{
+    h_tmpdir(dir, n);
+    h_start(p, dir, NULL);
+    h_define_so(p);
+}
+
+void h_stop_healthy(mtld_proc *p)
+{
+    json_decref(h_get_json(p, "/v1/health", 200));
+    ck_assert_int_eq(h_stop(p, SIGTERM), 0);
+}

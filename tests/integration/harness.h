@@ -78,6 +78,17 @@ void h_expect_same_metrics(const mtld_proc *p, long long a, long long b);
  * the tasks most suites train: "salary" (regression) and "remote"
  * (classification), each answered 201. */
 void h_define_so(const mtld_proc *p);
+/* POSTs {"algorithm":"multitask","tasks":["salary","remote"], <extra>} to
+ * /v1/jobs and expects a 422 whose field is `field` and whose message holds
+ * needle (NULL: any). */
+void h_expect_bad_so_job(const mtld_proc *p, const char *extra, const char *field,
+                         const char *needle);
+/* A suite's setup: a fresh data dir (h_tmpdir into dir, n bytes), mtld
+ * started on it with no extra flags, and h_define_so. */
+void h_start_so(mtld_proc *p, char *dir, size_t n);
+/* A suite's teardown: the daemon still answers GET /v1/health with 200 after
+ * all the test did, and then exits 0 on SIGTERM. */
+void h_stop_healthy(mtld_proc *p);
 /* Seconds on the monotonic clock, for deadlines (never for timing claims). */
 double h_now(void);
 /* Waits (a 300 s deadline) until job id is running past step; fails the test

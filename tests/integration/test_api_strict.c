@@ -24,9 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    /* still serving after everything the test threw at it */
-    json_decref(h_get_json(&P, "/v1/health", 200));
-    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+    h_stop_healthy(&P); /* still serving after everything the test threw at it */
 }
 
 /* The JSON body of a raw reply (after its blank line), parsed. */

@@ -213,9 +213,7 @@ static int log_has(const char *path, const char *needle)
 static void check_resume(int sig)
 {
     mtld_proc p;
-    h_tmpdir(DIR_, sizeof DIR_);
-    h_start(&p, DIR_, NULL);
-    h_define_so(&p);
+    h_start_so(&p, DIR_, sizeof DIR_);
     long long a = submit(&p);
     h_wait_running_past(&p, a, 160);
     int st = h_stop(&p, sig);
@@ -274,9 +272,7 @@ START_TEST(job_stopped_in_its_baselines_records_test_once)
         "\"model\":{\"trunk\":[256,128]},\"epochs\":4,\"batch_size\":32,\"seed\":9,"
         "\"baselines\":true}";
     mtld_proc p;
-    h_tmpdir(DIR_, sizeof DIR_);
-    h_start(&p, DIR_, NULL);
-    h_define_so(&p);
+    h_start_so(&p, DIR_, sizeof DIR_);
     json_t *s = h_post_json(&p, "/v1/jobs", spec, 202);
     long long a = json_integer_value(json_object_get(s, "id"));
     json_decref(s);

@@ -23,15 +23,12 @@ static const char *J = "application/json";
 
 static void setup(void)
 {
-    h_tmpdir(DIR_, sizeof DIR_);
-    h_start(&P, DIR_, NULL);
-    h_define_so(&P);
+    h_start_so(&P, DIR_, sizeof DIR_);
 }
 
 static void teardown(void)
 {
-    json_decref(h_get_json(&P, "/v1/health", 200));
-    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+    h_stop_healthy(&P);
 }
 
 static void bad(const char *algorithm, const char *model, const char *field, const char *needle)

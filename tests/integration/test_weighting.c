@@ -18,29 +18,20 @@
 
 static mtld_proc P;
 static char DIR_[256];
-static const char *J = "application/json";
 
 static void setup(void)
 {
-    h_tmpdir(DIR_, sizeof DIR_);
-    h_start(&P, DIR_, NULL);
-    h_define_so(&P);
+    h_start_so(&P, DIR_, sizeof DIR_);
 }
 
 static void teardown(void)
 {
-    json_decref(h_get_json(&P, "/v1/health", 200));
-    ck_assert_int_eq(h_stop(&P, SIGTERM), 0);
+    h_stop_healthy(&P);
 }
 
 static void bad(const char *extra, const char *field, const char *needle)
 {
-    char body[1024];
-    snprintf(body, sizeof body,
-             "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],%s}", extra);
-    h_resp r = h_req(&P, "POST", "/v1/jobs", J, body, strlen(body));
-    h_expect_error(&r, 422, NULL, needle, field);
-    h_resp_free(&r);
+    h_expect_bad_so_job(&P, extra, field, needle);
 }
 
 START_TEST(bad_weighting_names_the_key_path)
