@@ -31,7 +31,7 @@ tmp=$(mktemp -d)
 pid=  # mtld
 spid= # strace
 cleanup() {
-  [ -n "$spid" ] && [ -z "$pid" ] && pid=$(pgrep -P "$spid" || true)
+  [ -n "$spid" ] && [ -z "$pid" ] && pid=$(pgrep -x -P "$spid" mtld || true)
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
   [ -n "$spid" ] && kill -9 "$spid" 2>/dev/null || true
   rm -rf "$tmp"
@@ -82,7 +82,10 @@ run_mtld() { # $1 = trace file
   spid=$!
   pid=
   for _ in $(seq 600); do
-    [ -n "$pid" ] || pid=$(pgrep -P "$spid" || true) # mtld, strace's child
+    # mtld, strace's child, by name: strace also forks short-lived children
+    # of its own at start (to probe ptrace features), which a loaded machine
+    # lets pgrep see first.
+    [ -n "$pid" ] || pid=$(pgrep -x -P "$spid" mtld || true)
     [ -s "$tmp/url" ] && [ -n "$pid" ] && break
     kill -0 "$spid" 2>/dev/null || { echo "FAIL: mtld exited"; cat "$tmp/mtld.log"; exit 1; }
     sleep 0.1
