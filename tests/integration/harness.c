@@ -369,6 +369,27 @@ json_t *h_wait_job(const mtld_proc *p, long long id, double timeout)
     return NULL;
 }
 
+long long h_submit(const mtld_proc *p, const char *spec)
+{
+    json_t *s = h_post_json(p, "/v1/jobs", spec, 202);
+    long long id = json_integer_value(json_object_get(s, "id"));
+    json_decref(s);
+    return id;
+}
+
+h_resumed h_run_resumed(mtld_proc *p, const char *dir, const char *spec, long long past)
+{
+    h_resumed r;
+    r.a = h_submit(p, spec);
+    h_wait_running_past(p, r.a, past);
+    ck_assert_int_eq(h_stop(p, SIGTERM), 0);
+    h_start(p, dir, NULL);
+    r.ja = h_wait_job(p, r.a, 300);
+    r.b = h_submit(p, spec);
+    r.jb = h_wait_job(p, r.b, 300);
+    return r;
+}
+
 void h_expect_same_results(json_t *ja, json_t *jb)
 {
     /* results.memory measures the process (resident bytes), not the training */

@@ -66,6 +66,17 @@ json_t *h_upload(const mtld_proc *p, const char *name, const char *file, long ex
 /* Polls GET /v1/jobs/{id} until a final state (or timeout seconds). */
 json_t *h_wait_job(const mtld_proc *p, long long id, double timeout);
 
+/* POSTs spec to /v1/jobs, expects 202 and returns the job's id. */
+long long h_submit(const mtld_proc *p, const char *spec);
+/* The resume scenario, on a daemon p started on dir with its data defined:
+ * job a (spec) is stopped by SIGTERM once running past step `past`, the
+ * daemon is restarted on dir and a runs to its end; then b, the same spec,
+ * runs uninterrupted. ja and jb are their final views (new references). */
+typedef struct {
+    long long a, b;
+    json_t *ja, *jb;
+} h_resumed;
+h_resumed h_run_resumed(mtld_proc *p, const char *dir, const char *spec, long long past);
 /* For resume tests, jobs ja (resumed) and jb (uninterrupted, same spec) as
  * GET /v1/jobs/{id} returned them: asserts equal results but for
  * results.memory (the process's resident bytes), which it deletes from both. */

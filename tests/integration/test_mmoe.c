@@ -66,18 +66,10 @@ START_TEST(bad_mmoe_names_the_key_path)
 }
 END_TEST
 
-static long long submit(mtld_proc *p, const char *spec)
-{
-    json_t *s = h_post_json(p, "/v1/jobs", spec, 202);
-    long long id = json_integer_value(json_object_get(s, "id"));
-    json_decref(s);
-    return id;
-}
-
 /* Runs spec to success; returns the job (new ref). */
 static json_t *run_job(const char *spec, long long *id)
 {
-    *id = submit(&P, spec);
+    *id = h_submit(&P, spec);
     json_t *j = h_wait_job(&P, *id, 300);
     ck_assert_msg(!strcmp(json_string_value(json_object_get(j, "state")), "succeeded"), "%s",
                   json_dumps(j, 0));
@@ -262,21 +254,15 @@ START_TEST(mmoe_resumes_bit_identically)
     h_tmpdir(dir, sizeof dir);
     h_start(&p, dir, NULL);
     h_define_so(&p);
-    long long a = submit(&p, spec);
-    h_wait_running_past(&p, a, 100);
-    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
-    h_start(&p, dir, NULL);
-    json_t *ja = h_wait_job(&p, a, 300);
-    ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
-    long long b = submit(&p, spec);
-    json_t *jb = h_wait_job(&p, b, 300);
-    h_expect_same_results(ja, jb);
-    char *ra = json_dumps(json_object_get(ja, "results"), JSON_SORT_KEYS);
+    h_resumed run = h_run_resumed(&p, dir, spec, 100);
+    ck_assert_str_eq(json_string_value(json_object_get(run.ja, "state")), "succeeded");
+    h_expect_same_results(run.ja, run.jb);
+    char *ra = json_dumps(json_object_get(run.ja, "results"), JSON_SORT_KEYS);
     ck_assert_ptr_nonnull(strstr(ra, "task_experts.1.0"));
     free(ra);
-    h_expect_same_metrics(&p, a, b);
-    json_decref(ja);
-    json_decref(jb);
+    h_expect_same_metrics(&p, run.a, run.b);
+    json_decref(run.ja);
+    json_decref(run.jb);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
 }
 END_TEST

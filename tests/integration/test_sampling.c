@@ -73,14 +73,6 @@ static void define(mtld_proc *p, const char *dir)
                             201));
 }
 
-static long long submit(mtld_proc *p, const char *spec)
-{
-    json_t *s = h_post_json(p, "/v1/jobs", spec, 202);
-    long long id = json_integer_value(json_object_get(s, "id"));
-    json_decref(s);
-    return id;
-}
-
 static double num(json_t *res, const char *task, const char *a, const char *b)
 {
     json_t *o = json_object_get(json_object_get(res, task), a);
@@ -120,24 +112,18 @@ START_TEST(round_robin_trains_both_and_resumes_bit_identically)
     h_tmpdir(dir, sizeof dir);
     h_start(&p, dir, NULL);
     define(&p, dir);
-    long long a = submit(&p, spec);
-    h_wait_running_past(&p, a, 70); /* mid-epoch, after a checkpoint */
-    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
-    h_start(&p, dir, NULL);
-    json_t *ja = h_wait_job(&p, a, 300);
-    check_learned(ja);
-    long long b = submit(&p, spec);
-    json_t *jb = h_wait_job(&p, b, 300);
-    check_learned(jb);
-    h_expect_same_results(ja, jb);
-    h_expect_same_metrics(&p, a, b);
-    json_decref(ja);
-    json_decref(jb);
+    h_resumed run = h_run_resumed(&p, dir, spec, 70); /* mid-epoch, after a checkpoint */
+    check_learned(run.ja);
+    check_learned(run.jb);
+    h_expect_same_results(run.ja, run.jb);
+    h_expect_same_metrics(&p, run.a, run.b);
+    json_decref(run.ja);
+    json_decref(run.jb);
 
     /* proportional: the tasks drawn in proportion to their training rows */
-    long long c = submit(&p, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
-                             "\"sampling\":\"proportional\",\"model\":{\"trunk\":[32]},"
-                             "\"epochs\":12,\"batch_size\":32,\"seed\":4}");
+    long long c = h_submit(&p, "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
+                               "\"sampling\":\"proportional\",\"model\":{\"trunk\":[32]},"
+                               "\"epochs\":12,\"batch_size\":32,\"seed\":4}");
     json_t *jc = h_wait_job(&p, c, 300);
     check_learned(jc);
     json_decref(jc);

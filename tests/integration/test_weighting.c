@@ -52,14 +52,6 @@ START_TEST(bad_weighting_names_the_key_path)
 }
 END_TEST
 
-static long long submit(mtld_proc *p, const char *spec)
-{
-    json_t *s = h_post_json(p, "/v1/jobs", spec, 202);
-    long long id = json_integer_value(json_object_get(s, "id"));
-    json_decref(s);
-    return id;
-}
-
 /* A small two-task job with the given "weighting" value and task weights. */
 static long long small_job(const char *weighting, double w_salary, double w_remote, int epochs)
 {
@@ -70,7 +62,7 @@ static long long small_job(const char *weighting, double w_salary, double w_remo
              "\"model\":{\"trunk\":[16]},\"optimizer\":{\"lr\":0.01},\"epochs\":%d,"
              "\"batch_size\":256,\"seed\":3,\"checkpoint_every\":1000}",
              w_salary, w_remote, weighting, epochs);
-    return submit(&P, spec);
+    return h_submit(&P, spec);
 }
 
 /* metric value (task, split, name) at step, NAN if absent */
@@ -337,7 +329,7 @@ START_TEST(missing_targets_are_masked_per_task)
                  "{\"algorithm\":\"multitask\",\"tasks\":[\"hs\",\"hr\"],\"weighting\":\"%s\","
                  "\"model\":{\"trunk\":[16]},\"epochs\":2,\"batch_size\":64,\"baselines\":true}",
                  methods[k]);
-        long long id = submit(&P, spec);
+        long long id = h_submit(&P, spec);
         json_t *j = h_wait_job(&P, id, 300);
         ck_assert_msg(!strcmp(json_string_value(json_object_get(j, "state")), "succeeded"), "%s",
                       json_dumps(j, 0));
@@ -380,7 +372,7 @@ START_TEST(baselines_report_delta_mtl)
     snprintf(spec, sizeof spec,
              "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],"
              "\"model\":{\"trunk\":[16]},\"epochs\":2,\"batch_size\":128,\"baselines\":true}");
-    long long id = submit(&P, spec);
+    long long id = h_submit(&P, spec);
     json_t *j = h_wait_job(&P, id, 300);
     ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
     json_t *res = json_object_get(j, "results"), *bl = json_object_get(res, "baselines");
@@ -417,18 +409,12 @@ START_TEST(gradnorm_resumes_bit_identically)
     h_tmpdir(dir, sizeof dir);
     h_start(&p, dir, NULL);
     h_define_so(&p);
-    long long a = submit(&p, spec);
-    h_wait_running_past(&p, a, 100);
-    ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
-    h_start(&p, dir, NULL);
-    json_t *ja = h_wait_job(&p, a, 300);
-    ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
-    long long b = submit(&p, spec);
-    json_t *jb = h_wait_job(&p, b, 300);
-    h_expect_same_results(ja, jb);
-    h_expect_same_metrics(&p, a, b);
-    json_decref(ja);
-    json_decref(jb);
+    h_resumed run = h_run_resumed(&p, dir, spec, 100);
+    ck_assert_str_eq(json_string_value(json_object_get(run.ja, "state")), "succeeded");
+    h_expect_same_results(run.ja, run.jb);
+    h_expect_same_metrics(&p, run.a, run.b);
+    json_decref(run.ja);
+    json_decref(run.jb);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
 }
 END_TEST
