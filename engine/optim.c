@@ -71,7 +71,7 @@ double eng_clip_grad_norm(eng_real *g, size_t n, double max_norm)
 }
 
 /* Adam / AdamW at rate lr; returns the OR of the non-finite bits of g. */
-static unsigned adam(const eng_opt_cfg *c, double lr, int decoupled, eng_real *p,
+ENG__CLONES static unsigned adam(const eng_opt_cfg *c, double lr, int decoupled, eng_real *p,
                      const eng_real *g, eng_real *m, eng_real *v, size_t n, long t)
 {
     const eng_real b1 = (eng_real)c->beta1, b2 = (eng_real)c->beta2;
