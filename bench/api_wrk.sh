@@ -68,7 +68,7 @@ run_wrk "mtld GET /v1/jobs/2, 2 jobs training" "$U/v1/jobs/2"
 s1=$(curl -s "$U/v1/jobs/2" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 # The same with the training threads put back at the HTTP threads' priority
 # (what --worker-nice 0 gives): the workers are the threads named
-# mtld-worker (at --worker-nice, default 10).
+# mtld-worker (at --worker-nice, default 19).
 mpid=${pids[-1]}
 renice_workers() {
     for t in /proc/"$mpid"/task/*; do
@@ -78,8 +78,8 @@ renice_workers() {
 renice_workers 0
 run_wrk "mtld GET /v1/jobs/2, worker-nice 0" "$U/v1/jobs/2"
 s1b=$(curl -s "$U/v1/jobs/2" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
-renice_workers 10 # back to the default (lowering a nice value needs root, as this runs)
-echo "job 2 training steps during wrk (10 s): $((s1 - s0)) at worker-nice 10, $((s1b - s1)) at 0"
+renice_workers 19 # back to the default (lowering a nice value needs root, as this runs)
+echo "job 2 training steps during wrk (10 s): $((s1 - s0)) at worker-nice 19, $((s1b - s1)) at 0"
 s1=$(curl -s "$U/v1/jobs/2" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 start_bare
 run_wrk "bare_mhd, while mtld trains 2 jobs" "http://127.0.0.1:18471/v1/jobs/1"

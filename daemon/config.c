@@ -51,7 +51,7 @@ static const setting settings[] = {
     {"status-interval", T_LONG, L(status_interval), "5", 1, 3600,
      "seconds between sd_notify STATUS= updates (also sent on every job state change)"},
     {"http-threads", T_LONG, L(http_threads), "4", 1, 64, "threads answering HTTP requests"},
-    {"worker-nice", T_LONG, L(worker_nice), "10", 0, 19,
+    {"worker-nice", T_LONG, L(worker_nice), "19", 0, 19,
      "nice value of the training threads, so HTTP requests are answered first "
      "(0 = the same priority as the HTTP threads)"},
     {"max-json-body", T_LONG, L(max_json_body), "1048576", 1024, 1L << 30,

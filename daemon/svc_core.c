@@ -161,7 +161,7 @@ static void log_job_end(svc *s, int64_t id, double t_start)
 /* Training runs below the HTTP threads: a worker is busy for minutes on
  * end and an HTTP request for microseconds, so at equal priority the
  * scheduler's time slices make a request wait behind a training step
- * (issue 6: p99 latency). At nice 10 a worker still gets every cycle nobody
+ * (issue 6: p99 latency). At nice 19 a worker still gets every cycle nobody
  * else wants. Linux's nice is per thread, so only this thread is changed.
  * Under mtld.service's system-call filter setpriority is allowed for this;
  * where it is refused anyway, training just runs at the daemon's priority. */

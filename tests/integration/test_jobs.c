@@ -260,7 +260,7 @@ static int thread_nices(const mtld_proc *p, const char *name, int *nice, int max
     return n;
 }
 
-/* Training threads lower their own priority to --worker-nice (default 10)
+/* Training threads lower their own priority to --worker-nice (default 19)
  * so HTTP requests are answered before training steps (issue 6's latency);
  * the HTTP threads and the main thread stay at the daemon's priority. */
 START_TEST(workers_train_below_http_priority)
@@ -290,7 +290,7 @@ START_TEST(workers_train_below_http_priority)
     start(&p, dflt);
     n = thread_nices(&p, "mtld-worker", nice, 64);
     ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(nice[0], 10);
+    ck_assert_int_eq(nice[0], 19);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
 }
 END_TEST
