@@ -72,7 +72,7 @@ s1=$(curl -s "$U/v1/jobs/2" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 mpid=${pids[-1]}
 renice_workers() {
     for t in /proc/"$mpid"/task/*; do
-        [ "$(cat "$t/comm")" = mtld-worker ] && renice -n "$1" -p "$(basename "$t")" >/dev/null
+        if [ "$(cat "$t/comm")" = mtld-worker ]; then renice -n "$1" -p "$(basename "$t")" >/dev/null; fi
     done
 }
 renice_workers 0
