@@ -45,6 +45,7 @@ struct api__sse {
     size_t plen, poff;
     double last_write;
     int ending;             /* the final event is in pending: end after it */
+    int failed;             /* out of memory formatting an event: end with an error */
     int suspended;          /* under srv->sse_mu */
     int notified;           /* an event came while not suspended (under sse_mu) */
     struct api__sse *next;  /* srv->sse list, under srv->sse_mu */
@@ -116,38 +117,53 @@ static ssize_t end_stream(api__sse *x)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
+/* Fills buf with as many events as are waiting (up to max bytes), so a
+ * burst of events (an evaluation's metrics) goes out in one write rather
+ * than one write, and one wake-up of the reader, per event. Whatever was
+ * copied is returned before the stream ends or suspends; the next call
+ * finds the same condition again. */
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     api__sse *x = cls;
+    size_t out = 0;
+    if (x->failed)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     for (;;) {
         if (x->poff < x->plen) {
-            size_t n = x->plen - x->poff < max ? x->plen - x->poff : max;
-            memcpy(buf, x->pending + x->poff, n);
+            size_t n = x->plen - x->poff < max - out ? x->plen - x->poff : max - out;
+            memcpy(buf + out, x->pending + x->poff, n);
             x->poff += n;
+            out += n;
             x->last_write = now_s();
-            return (ssize_t)n;
+            if (out == max)
+                return (ssize_t)out;
+            continue;
         }
         if (x->ending || !x->w)
-            return end_stream(x);
+            return out ? (ssize_t)out : end_stream(x);
         pthread_mutex_lock(&x->srv->sse_mu);
         int stopping = x->srv->sse_stopping;
         x->notified = 0;
         pthread_mutex_unlock(&x->srv->sse_mu);
         if (stopping)
-            return end_stream(x);
+            return out ? (ssize_t)out : end_stream(x);
         svc_event ev;
         int rc = svc_events_next(x->w, &ev);
         if (rc == 2)
-            return end_stream(x);
+            return out ? (ssize_t)out : end_stream(x);
         if (rc == 1) {
             int bad = format_event(x, &ev);
             x->ending = ev.final;
             svc_event_clear(&ev);
-            if (bad)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (bad) {
+                x->failed = 1;
+                return out ? (ssize_t)out : MHD_CONTENT_READER_END_WITH_ERROR;
+            }
             continue;
         }
+        if (out)
+            return (ssize_t)out; /* sent something: suspend on the next call */
         if (now_s() - x->last_write >= (double)x->srv->cfg.sse_heartbeat) {
             static const char hb[] = ": heartbeat\n\n";
             if (set_pending(x, hb, sizeof hb - 1) != 0)
