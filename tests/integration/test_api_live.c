@@ -370,14 +370,23 @@ START_TEST(predictions_reproduce_the_evaluation)
     h_expect_error(&r, 413, "too_large", "2000", "rows");
     h_resp_free(&r);
     free(text);
-    /* a job without a checkpoint */
+    /* a job without a checkpoint: queued behind a long job on the one
+     * worker and cancelled there, so it never ran (cancelling a job that
+     * had started could leave it a checkpoint, and a loaded machine
+     * decides which) */
+    long long blocker = submit(100000);
     long long q = submit(1000);
     snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", q);
-    json_decref(h_post_json(&P, path, "", 200));
+    json_t *cq = h_post_json(&P, path, "", 200);
+    ck_assert_str_eq(json_string_value(json_object_get(cq, "state")), "cancelled");
+    ck_assert_int_eq(json_integer_value(json_object_get(cq, "step")), 0);
+    json_decref(cq);
     snprintf(path, sizeof path, "/v1/jobs/%lld/predict", q);
     r = pj(path, "{\"rows\":[[1]]}");
     ck_assert_int_eq(r.status, 404);
     h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", blocker);
+    json_decref(h_post_json(&P, path, "", 200));
 
     free(strata);
     free(train);
