@@ -405,13 +405,13 @@ static int record_epoch(run *r)
         int erc = evaluate(r, r->jd.validation, r->jd.n_validation, ev);
         if (erc != SVC_OK)
             return erc;
+        /* Σ weight × validation loss. A regression task's loss is already
+         * the MSE of the standardised target (evaluate), so tasks of other
+         * units compare; dividing by y_std² again made salary's share
+         * ~1e-9 of what it is, and the best step that of the other tasks. */
         double score = 0;
-        for (int t = 0; t < r->jd.n_tasks; t++) {
-            double l = ev[t].loss;
-            if (!r->jd.task[t].classification && r->jd.task[t].y_std > 0)
-                l /= r->jd.task[t].y_std * r->jd.task[t].y_std;
-            score += r->jd.task[t].lambda * l;
-        }
+        for (int t = 0; t < r->jd.n_tasks; t++)
+            score += r->jd.task[t].lambda * ev[t].loss;
         if (r->sp.es_metric[0])
             score = es_score(r, ev, score);
         if (isfinite(score) && (r->best_step < 0 || score < r->best_score)) {

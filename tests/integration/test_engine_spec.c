@@ -273,6 +273,62 @@ START_TEST(no_validation_split)
 }
 END_TEST
 
+/* The best step is the epoch end with the lowest Σ weight × validation
+ * loss, regression losses on the standardised target (docs/guide.md), and
+ * results.best.validation_loss is that sum: computed here from the metric
+ * series the server returns. (A regression loss was once divided by y_std²
+ * a second time, which left salary out of the choice.) */
+START_TEST(best_step_weighs_every_task)
+{
+    long long id = submit("{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\",\"weight\":1},"
+                          "{\"task\":\"remote\",\"weight\":0.25}],\"seed\":4,\"epochs\":8,"
+                          "\"batch_size\":64,\"optimizer\":{\"lr\":0.003},\"model\":{\"trunk\":[64]}}");
+    json_t *j = h_wait_job(&P, id, 300);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded");
+    json_t *best = json_object_get(json_object_get(j, "results"), "best");
+    ck_assert_ptr_nonnull(best);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", id);
+    json_t *m = h_get_json(&P, path, 200);
+    enum { MAXS = 64 };
+    long long steps[MAXS];
+    double sum[MAXS];
+    int ns = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(m, "metrics"), i, row)
+    {
+        if (strcmp(json_string_value(json_object_get(row, "split")), "validation") ||
+            strcmp(json_string_value(json_object_get(row, "name")), "loss"))
+            continue;
+        long long st = json_integer_value(json_object_get(row, "step"));
+        const char *task = json_string_value(json_object_get(row, "task"));
+        double w = !strcmp(task, "salary") ? 1.0 : 0.25;
+        int k = 0;
+        while (k < ns && steps[k] != st)
+            k++;
+        if (k == ns) {
+            ck_assert_int_lt(ns, MAXS);
+            steps[ns] = st;
+            sum[ns++] = 0;
+        }
+        sum[k] += w * json_number_value(json_object_get(row, "value"));
+    }
+    ck_assert_int_eq(ns, 8); /* one evaluation an epoch */
+    int arg = 0;
+    for (int k = 1; k < ns; k++)
+        if (sum[k] < sum[arg])
+            arg = k;
+    ck_assert_int_eq(json_integer_value(json_object_get(best, "step")), steps[arg]);
+    double got = json_number_value(json_object_get(best, "validation_loss"));
+    ck_assert_msg(fabs(got - sum[arg]) <= 1e-6 * fabs(sum[arg]),
+                  "best.validation_loss %.9g, Σ weight × validation loss at step %lld %.9g", got,
+                  steps[arg], sum[arg]);
+    json_decref(m);
+    json_decref(j);
+}
+END_TEST
+
 Suite *engine_spec_suite(void)
 {
     Suite *s = suite_create("engine_spec");
@@ -284,6 +340,7 @@ Suite *engine_spec_suite(void)
     tcase_add_test(tc, loss_option_of_the_wrong_kind_fails_the_job);
     tcase_add_test(tc, early_stopping_restores_the_best_weights);
     tcase_add_test(tc, no_validation_split);
+    tcase_add_test(tc, best_step_weighs_every_task);
     suite_add_tcase(s, tc);
     return s;
 }
