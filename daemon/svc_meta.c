@@ -1440,6 +1440,8 @@ void svc__run_meta_job(svc *s, int64_t job_id, svc__running *slot)
     pthread_mutex_unlock(&s->mu);
     set_progress(&r);
     svc__events_state(s, job_id, "running", NULL, NULL);
+    /* anchors the stream's ETA clock at the starting step (svc_runner.c) */
+    svc__events_progress(s, job_id, r.step, r.total, r.ms.meta_batch);
     r.rss_start = svc__rss_now();
 
     eng_adam_cfg adam = eng_adam_defaults();

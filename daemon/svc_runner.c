@@ -1303,6 +1303,9 @@ void svc__run_job(svc *s, int64_t job_id, svc__running *slot)
     pthread_mutex_unlock(&s->mu);
     store_job_set_progress(s->db, job_id, r.step, r.total, (double)r.step / (double)r.total);
     svc__events_state(s, job_id, "running", NULL, NULL);
+    /* A progress event at the starting step anchors the stream's ETA clock,
+     * so the next one (a quarter second on) already has an eta. */
+    svc__events_progress(s, job_id, r.step, r.total, r.sp.batch_size);
     const long rss_start = svc__rss_now();
 
     /* For momentum and Nesterov the velocity lives in r.m (saved as the
