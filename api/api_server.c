@@ -148,7 +148,11 @@ typedef struct {
  * come (until --connection-timeout); a Transfer-Encoding other than chunked
  * ("gzip") hangs the same way. A request that says its length twice, or
  * both ways, or in a coding we do not read, has not said it (RFC 9112 §6.1,
- * §6.3): it is refused at its headers and the connection closed. */
+ * §6.3): it is refused at its headers and the connection closed.
+ * "Chunked" is judged on the value exactly as libmicrohttpd compares it: it
+ * takes only the bare token (any case), so "chunked " with a trailing blank
+ * is not chunked to it and would hang as "gzip" does; here it is therefore
+ * not chunked either, and nothing is trimmed. */
 typedef struct {
     int n_cl, n_te;
     int te_other;      /* a Transfer-Encoding that is not exactly "chunked" */
@@ -164,14 +168,9 @@ static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const ch
         f->n_cl++;
     if (key && !strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         const char *v = value ? value : "";
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t n = strlen(v);
-        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-            n--;
         if (f->n_te++ == 0)
-            snprintf(f->te, sizeof f->te, "%.*s", (int)n, v);
-        if (n != 7 || strncasecmp(v, "chunked", 7) != 0)
+            snprintf(f->te, sizeof f->te, "%s", v);
+        if (strcasecmp(v, "chunked") != 0)
             f->te_other = 1;
     }
     return MHD_YES;
@@ -270,10 +269,17 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Content-Length",
                                 "the request has %d Content-Length headers; send one",
                                 fr.n_cl);
-    if (fr.te_other || fr.n_te > 1)
+    if (fr.n_te > 1)
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
+                                "the request has %d Transfer-Encoding headers; send one "
+                                "(Transfer-Encoding: chunked) or none",
+                                fr.n_te);
+    if (fr.te_other)
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
                                 "Transfer-Encoding '%s' is not read here: send the body as it "
-                                "is or chunked (a gzip upload says Content-Encoding: gzip)",
+                                "is or say exactly 'Transfer-Encoding: chunked' (no other "
+                                "coding, no blanks after it; a gzip upload says "
+                                "Content-Encoding: gzip)",
                                 fr.te);
     if (fr.n_te && fr.n_cl)
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",

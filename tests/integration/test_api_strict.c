@@ -42,7 +42,7 @@ static json_t *raw_body(const char *reply)
 START_TEST(body_framing_said_twice_or_unread_is_400)
 {
     static const struct {
-        const char *req, *field;
+        const char *req, *field, *needle;
     } cases[] = {
         {"POST /v1/tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
          "Content-Length: 10\r\nContent-Length: 2\r\n\r\n{}",
@@ -60,6 +60,21 @@ START_TEST(body_framing_said_twice_or_unread_is_400)
         {"POST /v1/tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
          "Content-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
          "Transfer-Encoding"},
+        /* libmicrohttpd takes only the bare token as chunked: with a blank
+         * (or anything) after it, it waited for the connection to close */
+        {"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked \r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         "Transfer-Encoding", "'chunked '"},
+        {"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked\t\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         "Transfer-Encoding", NULL},
+        {"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked;x=1\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         "Transfer-Encoding", NULL},
+        {"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "2\r\n{}\r\n0\r\n\r\n",
+         "Transfer-Encoding", "2 Transfer-Encoding headers"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char reply[4096];
@@ -72,6 +87,10 @@ START_TEST(body_framing_said_twice_or_unread_is_400)
         json_t *e = json_object_get(j, "error");
         ck_assert_str_eq(json_string_value(json_object_get(e, "code")), "invalid");
         ck_assert_str_eq(json_string_value(json_object_get(e, "field")), cases[i].field);
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        ck_assert_msg(!cases[i].needle || (msg && strstr(msg, cases[i].needle)),
+                      "request %zu: message '%s' does not say '%s'", i, msg ? msg : "",
+                      cases[i].needle);
         json_decref(j);
     }
     /* a plain chunked body is read as ever */
