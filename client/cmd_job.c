@@ -40,6 +40,7 @@ const cli_opt cli_job_metrics_opts[] = {
 };
 const cli_opt cli_job_checkpoint_opts[] = {
     {"output", 'o', "FILE", "where to write the checkpoint (required)"},
+    {"checkpoint", 0, "C", "latest (default), best, or a checkpoint id"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -252,16 +253,20 @@ out:
 
 static void job_checkpoint_row(cli_table *t, const json_t *c)
 {
+    const int latest = json_is_true(json_object_get(c, "latest"));
+    const int best = json_is_true(json_object_get(c, "best"));
     cli_table_cell_json(t, 0, json_object_get(c, "id"));
     cli_table_cell_json(t, 1, json_object_get(c, "step"));
     cli_table_cell_json(t, 2, json_object_get(c, "bytes"));
     cli_table_cell_json(t, 3, json_object_get(c, "created_at"));
+    /* what --checkpoint latest / best would fetch */
+    cli_table_cell(t, 4, latest && best ? "latest,best" : latest ? "latest" : best ? "best" : "");
 }
 
 int cli_cmd_job_checkpoints(cli_ctx *ctx, const cli_args *args)
 {
-    static const char *const heads[] = {"ID", "STEP", "BYTES", "CREATED"};
-    static const cli_list_view view = {"checkpoints", 4, heads, 1u << 0 | 1u << 1 | 1u << 2, 0,
+    static const char *const heads[] = {"ID", "STEP", "BYTES", "CREATED", "MARK"};
+    static const cli_list_view view = {"checkpoints", 5, heads, 1u << 0 | 1u << 1 | 1u << 2, 0,
                                        job_checkpoint_row};
     cli_resp r;
     int rc = cli_http_id(ctx, "GET", "jobs", args->pos[0], "/checkpoints", NULL, &r);
@@ -314,9 +319,18 @@ int cli_cmd_job_checkpoint(cli_ctx *ctx, const cli_args *args)
         fprintf(stderr, "Try 'mtlctl job checkpoint --help'.\n");
         return CLI_EXIT_USAGE;
     }
+    const char *which = cli_args_get(args, "checkpoint");
+    if (!which || !*which)
+        which = "latest";
+    char suffix[64];
+    if (strlen(which) > 24 || strchr(which, '/') || strchr(which, '?')) {
+        cli_err("job checkpoint: --checkpoint takes latest, best or a checkpoint id, not '%s'",
+                which);
+        return CLI_EXIT_USAGE;
+    }
+    snprintf(suffix, sizeof suffix, "/checkpoints/%s", which);
     size_t n = strlen(out) + sizeof ".tmp";
-    if (!(tmp = malloc(n)) ||
-        !(path = cli_http_id_path(ctx, "jobs", args->pos[0], "/checkpoints/latest"))) {
+    if (!(tmp = malloc(n)) || !(path = cli_http_id_path(ctx, "jobs", args->pos[0], suffix))) {
         cli_err("out of memory");
         goto out;
     }

@@ -65,8 +65,9 @@ static const command commands[] = {
     {"job", "metrics", "ID [--csv] [--since N]", 1, 1, cli_job_metrics_opts,
      "print a job's recorded metrics", cli_cmd_job_metrics},
     {"job", "checkpoints", "ID", 1, 1, NULL, "list a job's checkpoints", cli_cmd_job_checkpoints},
-    {"job", "checkpoint", "ID -o FILE", 1, 1, cli_job_checkpoint_opts,
-     "download the latest checkpoint (safetensors) atomically to FILE", cli_cmd_job_checkpoint},
+    {"job", "checkpoint", "ID -o FILE [--checkpoint C]", 1, 1, cli_job_checkpoint_opts,
+     "download a checkpoint (safetensors; the latest unless --checkpoint best or an id) "
+     "atomically to FILE", cli_cmd_job_checkpoint},
     {NULL, "predict", "JOB FILE.csv [--task T] [--checkpoint C]", 2, 2, cli_predict_opts,
      "predict the rows of a CSV file with a trained job; prints CSV", cli_cmd_predict},
     {"checkpoint", "import", "FILE [--name N]", 1, 1, cli_checkpoint_import_opts,

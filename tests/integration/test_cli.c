@@ -385,6 +385,24 @@ START_TEST(every_command_against_a_real_daemon)
     r = RUN("job", "checkpoints", "1");
     expect_rc(&r, 0, "job checkpoints");
     ck_assert_ptr_nonnull(strstr(r.out, "STEP"));
+    ck_assert_ptr_nonnull(strstr(r.out, "MARK"));
+    ck_assert_ptr_nonnull(strstr(r.out, "latest"));
+    ck_assert_ptr_nonnull(strstr(r.out, "best"));
+    c_result_free(&r);
+    /* --checkpoint best: the server's best checkpoint, byte for byte */
+    r = RUN("job", "checkpoint", "1", "-o", out, "--checkpoint", "best");
+    expect_rc(&r, 0, "job checkpoint --checkpoint best");
+    c_result_free(&r);
+    s = h_req(&P, "GET", "/v1/jobs/1/checkpoints/best", NULL, NULL, 0);
+    ck_assert_int_eq(s.status, 200);
+    got = h_read_file(out, &got_len);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(got_len, s.len);
+    ck_assert(memcmp(got, s.body, s.len) == 0);
+    free(got);
+    h_resp_free(&s);
+    r = RUN("job", "checkpoint", "1", "-o", out, "--checkpoint", "../x");
+    expect_rc(&r, 2, "job checkpoint --checkpoint ../x");
     c_result_free(&r);
 
     /* predict: the first 30 rows, in batches of 7, equal the server's answer */
