@@ -44,7 +44,19 @@ typedef struct {
     int close_after;          /* add "Connection: close" to the reply */
     int retry_after;          /* add "Retry-After: N" (seconds) to the reply */
     char allow[96];           /* a 405: the Allow header */
+    /* the request line's target as sent (on_uri in api_server.c): its length,
+     * and the &-separated pieces of its query when over API__MAX_QUERY_PIECES */
+    int uri_seen;             /* on_uri ran: uri_len is the raw length */
+    size_t uri_len;
+    size_t query_pieces;
+    int begun;                /* phase 1 (begin) has run */
 } api__req;
+
+/* The most &-separated pieces a query may have. Every route takes a few
+ * parameters; libmicrohttpd keeps a record per piece in its per-connection
+ * memory pool, and thousands of them (an 8 KB "a&a&...") exhaust it before we
+ * are called, leaving the client unanswered. */
+#define API__MAX_QUERY_PIECES 64
 
 /* The request the current thread is answering (set around every call into
  * the handlers, so the reply functions can record what they sent). */

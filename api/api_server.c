@@ -185,6 +185,16 @@ static enum MHD_Result sum_kv(void *cls, enum MHD_ValueKind kind, const char *ke
     return MHD_YES;
 }
 
+/* A query parameter's share of the target: "key=value" and its '&'. */
+static enum MHD_Result sum_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    size_t *n = cls;
+    *n += (key ? strlen(key) : 0) + (value ? strlen(value) + 1 : 0) + 1;
+    return MHD_YES;
+}
+
 /* The methods route path `url` answers, "GET, HEAD, DELETE" style, for
  * the Allow header of a 405. HEAD goes with every GET that is not a stream. */
 static void allowed_methods(const char *url, char *out, size_t n)
@@ -243,14 +253,24 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
     }
     /* Sizes libmicrohttpd would accept (its memory pool is far larger) but
      * we do not: answered here so the error has the JSON shape. */
-    size_t uri = strlen(url), hdr = 0;
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, sum_kv, &uri);
+    size_t uri = r->uri_len, hdr = 0;
+    if (!r->uri_seen) { /* on_uri could not keep it: rebuild it from the parts */
+        uri = strlen(url);
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, sum_arg, &uri);
+    }
     if (uri > a->cfg.max_uri) {
         r->close_after = 1;
         return api__reply_error(c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", NULL,
                                 "the request's path and query are longer than %zu bytes "
                                 "(max_uri)",
                                 a->cfg.max_uri);
+    }
+    if (r->query_pieces > API__MAX_QUERY_PIECES) {
+        r->close_after = 1;
+        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", NULL,
+                                "the query has %zu '&'-separated parameters; at most %d are "
+                                "read (every route takes a few)",
+                                r->query_pieces, API__MAX_QUERY_PIECES);
     }
     MHD_get_connection_values(c, MHD_HEADER_KIND, sum_kv, &hdr);
     if (hdr > a->cfg.max_header_bytes) {
@@ -447,8 +467,9 @@ static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *c, con
     (void)version;
     struct api_server *a = cls;
     api__req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
+    if (!r || !r->begun) {
+        if (!r)
+            r = calloc(1, sizeof *r);
         if (!r) {
             /* Still an answer: a fixed body needs no memory. */
             static const char oom[] =
@@ -463,6 +484,7 @@ static enum MHD_Result on_request_inner(void *cls, struct MHD_Connection *c, con
             return qrc;
         }
         r->srv = a;
+        r->begun = 1;
         *con_cls = r;
         api__cur = r;
         r->t_start = mono_now();
@@ -506,6 +528,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     api__req *r = *con_cls;
     if (!r)
         return;
+    if (!r->begun) { /* on_uri made it, the request ended before its headers */
+        free(r);
+        *con_cls = NULL;
+        return;
+    }
     if (!r->recorded) /* never answered: a client that went away mid-request */
         api__stats_record(a, r->route, r->status, mono_now() - r->t_start);
     api__idem_unfinished(r);
@@ -515,6 +542,40 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     api__upload_free(r); /* an upload cut off mid-way leaves nothing behind */
     free(r);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd's URI log callback: the request target exactly as sent,
+ * before libmicrohttpd splits its query into parameters (and before the
+ * headers). The request's state starts here, with the target's length (the
+ * size --max-uri bounds) and, if the query has more pieces than any route
+ * takes, their count: begin() answers that 400. Such a query is also cut
+ * off here, so that libmicrohttpd does not parse it: it keeps each
+ * parameter as a record in the connection's memory pool, and a few thousand
+ * ("a&" x 3000, well under --max-uri) exhaust it, after which it drops the
+ * connection without a reply. The target is the connection's read buffer,
+ * which libmicrohttpd (0.9.x) hands over writable and parses after this
+ * call: ending the string after its '?' leaves it an empty query. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    api__req *r = calloc(1, sizeof *r);
+    const char *q = strchr(uri, '?');
+    size_t pieces = 0;
+    if (q && q[1]) {
+        pieces = 1;
+        for (const char *p = q + 1; *p; p++)
+            pieces += *p == '&';
+    }
+    if (!r)
+        return NULL; /* on_request answers out of memory; the query stays */
+    r->uri_seen = 1;
+    r->uri_len = strlen(uri);
+    if (pieces > API__MAX_QUERY_PIECES) {
+        r->query_pieces = pieces;
+        ((char *)q)[1] = 0;
+    }
+    return r;
 }
 
 /* libmicrohttpd decodes %XX in the path and the query before we see them,
@@ -789,7 +850,8 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         a->cfg.connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_UNESCAPE_CALLBACK,
         &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a,
-        MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL, MHD_OPTION_URI_LOG_CALLBACK, &on_uri,
+        a, MHD_OPTION_END);
     if (!a->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)", where);
         goto fail;
