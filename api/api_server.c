@@ -176,6 +176,29 @@ static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* How many header lines named key (case-insensitive) a request has. */
+typedef struct {
+    const char *key;
+    int n;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    header_count *h = cls;
+    if (key && !strcasecmp(key, h->key))
+        h->n++;
+    return MHD_YES;
+}
+
+/* Headers that name one thing and so are read once: libmicrohttpd hands
+ * over the first of several, so "Idempotency-Key: a" then "Idempotency-Key:
+ * b" silently meant a (and a stream resumed after whichever Last-Event-ID
+ * came first). Two of them are refused as two Content-Lengths are. */
+static const char *const once_headers[] = {"Idempotency-Key", "Last-Event-ID"};
+
 static enum MHD_Result sum_kv(void *cls, enum MHD_ValueKind kind, const char *key,
                               const char *value)
 {
@@ -307,6 +330,16 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                 "send one");
     if (fr.n_te)
         r->close_after = 0; /* a plain chunked body: nothing wrong */
+    for (size_t i = 0; i < sizeof once_headers / sizeof once_headers[0]; i++) {
+        header_count hc = {once_headers[i], 0};
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hc);
+        if (hc.n > 1) {
+            r->close_after = 1; /* refused before its body: read none of it */
+            return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", once_headers[i],
+                                    "the request has %d %s headers; send one", hc.n,
+                                    once_headers[i]);
+        }
+    }
     char params[API__MAX_PARAMS][160] = {{0}};
     for (size_t i = 0; i < api__n_routes; i++) {
         if (!match(api__routes[i].pattern, url, params))

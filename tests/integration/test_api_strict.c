@@ -38,7 +38,8 @@ static json_t *raw_body(const char *reply)
  * read: libmicrohttpd reads the first Content-Length, so a request
  * announcing 10 bytes and then 2 used to wait for 8 bytes until the idle
  * timeout, and "Transfer-Encoding: gzip" hung the same way. Each is a 400 at
- * the headers, naming the header, and the connection is closed. */
+ * the headers, naming the header, and the connection is closed. So are two
+ * Idempotency-Key or Last-Event-ID headers (the first was used silently). */
 START_TEST(body_framing_said_twice_or_unread_is_400)
 {
     static const struct {
@@ -75,6 +76,13 @@ START_TEST(body_framing_said_twice_or_unread_is_400)
          "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
          "2\r\n{}\r\n0\r\n\r\n",
          "Transfer-Encoding", "2 Transfer-Encoding headers"},
+        /* headers read once: the first of two was used silently */
+        {"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+         "Idempotency-Key: a\r\nidempotency-key: b\r\nContent-Length: 2\r\n\r\n{}",
+         "Idempotency-Key", "2 Idempotency-Key headers"},
+        {"GET /v1/jobs/1/events HTTP/1.1\r\nHost: x\r\n"
+         "Last-Event-ID: 1\r\nLast-Event-ID: 5\r\n\r\n",
+         "Last-Event-ID", "2 Last-Event-ID headers"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char reply[4096];
