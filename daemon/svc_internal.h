@@ -163,6 +163,11 @@ typedef struct {
 /* Validates a job spec strictly (unknown keys, types, ranges) and fills *out
  * with defaults for what is absent. e->field names the key path at fault. */
 int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e);
+/* early_stopping.metric "TASK.METRIC" against the kind ("classification" or
+ * "regression") of its task as defined: a metric that task never records
+ * is SVC_EINVAL naming the ones it does. SVC_OK when it fits, or when the
+ * metric names no task. */
+int svc__spec_es_fits_kind(const svc__spec *sp, const char *kind, svc_error *e);
 const char *svc__algorithm_name(svc__algorithm a);
 /* The architecture a spec describes (trunk, activation, dropout, layer
  * norm, towers, mixture) into *ms, leaving n_in and the tasks' kinds and

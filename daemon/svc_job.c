@@ -133,6 +133,16 @@ int svc_job_submit(svc *s, json_t *spec, json_t **out, svc_error *e)
             return svc__store_fail(e, rc, "task", sp.tasks[i].task);
         task_ids[i] = t.id;
         int64_t ds = t.dataset_id;
+        if (i == sp.es_task) {
+            /* the metric must be one this task's kind records */
+            json_t *def = json_loads(t.def ? t.def : "", 0, NULL);
+            rc = svc__spec_es_fits_kind(&sp, json_string_value(json_object_get(def, "kind")), e);
+            json_decref(def);
+            if (rc != SVC_OK) {
+                store_task_clear(&t);
+                return rc;
+            }
+        }
         store_task_clear(&t);
         if (ds == 0 && !svc__is_meta(sp.algorithm)) {
             return svc__fail(e, SVC_EINVAL, field,

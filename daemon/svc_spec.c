@@ -256,12 +256,44 @@ static int apply_layer_norm(svc__spec *sp, json_t *v, const char *path, svc_erro
     return SVC_OK;
 }
 
-/* The metrics early stopping may watch, and whether larger is better. */
+/* The metrics early stopping may watch, whether larger is better, and the
+ * task kind that records them (NULL: every kind), as the runner records a
+ * task's held-out figures: loss, then accuracy and macro F1 for a
+ * classification task or MSE, MAE and R² for a regression one. */
 static const struct {
     const char *name;
     int maximise;
-} es_metrics[] = {{"loss", 0}, {"accuracy", 1}, {"macro_f1", 1},
-                  {"mse", 0},  {"mae", 0},      {"r2", 1}};
+    const char *kind;
+} es_metrics[] = {{"loss", 0, NULL},
+                  {"accuracy", 1, "classification"},
+                  {"macro_f1", 1, "classification"},
+                  {"mse", 0, "regression"},
+                  {"mae", 0, "regression"},
+                  {"r2", 1, "regression"}};
+
+int svc__spec_es_fits_kind(const svc__spec *sp, const char *task_kind, svc_error *e)
+{
+    const char *dot = strrchr(sp->es_metric, '.');
+    if (!dot || !task_kind)
+        return SVC_OK;
+    char valid[96] = "";
+    int fits = 0;
+    for (size_t i = 0; i < sizeof es_metrics / sizeof es_metrics[0]; i++) {
+        if (es_metrics[i].kind && strcmp(es_metrics[i].kind, task_kind) != 0)
+            continue;
+        if (strcmp(dot + 1, es_metrics[i].name) == 0)
+            fits = 1;
+        size_t n = strlen(valid);
+        snprintf(valid + n, sizeof valid - n, "%s%s", n ? ", " : "", es_metrics[i].name);
+    }
+    if (fits)
+        return SVC_OK;
+    return svc__fail(e, SVC_EINVAL, "early_stopping.metric",
+                     "'early_stopping.metric' is '%s', but task '%.*s' is a %s task, which "
+                     "records %s (as '%.*s.METRIC')",
+                     sp->es_metric, (int)(dot - sp->es_metric), sp->es_metric, task_kind, valid,
+                     (int)(dot - sp->es_metric), sp->es_metric);
+}
 
 static int apply_es_metric(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {

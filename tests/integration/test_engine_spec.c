@@ -57,6 +57,12 @@ START_TEST(bad_values_name_the_key_path)
     bad("\"early_stopping\":{\"metric\":\"accuracy\"}", "early_stopping.metric", "TASK.METRIC");
     bad("\"early_stopping\":{\"metric\":\"remote.auc\"}", "early_stopping.metric", NULL);
     bad("\"early_stopping\":{\"metric\":\"wage.mse\"}", "early_stopping.metric", "wage");
+    /* a metric the task's kind never records (salary is regression, remote
+     * classification) was accepted and early-stopped on nothing */
+    bad("\"early_stopping\":{\"metric\":\"salary.accuracy\"}", "early_stopping.metric",
+        "loss, mse, mae, r2");
+    bad("\"early_stopping\":{\"metric\":\"remote.r2\"}", "early_stopping.metric",
+        "loss, accuracy, macro_f1");
     bad("\"early_stopping\":{\"metric\":\"loss\",\"patience\":0}", "early_stopping.patience",
         NULL);
     bad("\"early_stopping\":{\"metric\":\"loss\",\"when\":1}", "early_stopping.when", "unknown");
@@ -82,6 +88,20 @@ START_TEST(bad_values_name_the_key_path)
     json_t *l = h_get_json(&P, "/v1/jobs", 200);
     ck_assert_int_eq(json_integer_value(json_object_get(l, "total")), 0);
     json_decref(l);
+    /* what each kind records is taken (cancelled at once: only the 202 matters) */
+    const char *const fit[] = {"salary.mse", "salary.r2", "remote.macro_f1", "salary.loss"};
+    for (size_t i = 0; i < sizeof fit / sizeof fit[0]; i++) {
+        char spec[256];
+        snprintf(spec, sizeof spec,
+                 "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],\"epochs\":1,"
+                 "\"early_stopping\":{\"metric\":\"%s\"}}",
+                 fit[i]);
+        long long id = h_submit(&P, spec);
+        char path[64];
+        snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", id);
+        r = h_req(&P, "POST", path, NULL, NULL, 0);
+        h_resp_free(&r);
+    }
 }
 END_TEST
 
