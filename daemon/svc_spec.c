@@ -751,7 +751,9 @@ static int check_validation(const svc__spec *sp, json_t *spec, svc_error *e)
                              "only (meta-learning holds out classes: 'episodes')");
         return SVC_OK;
     }
-    if (sp->validation_fraction + sp->test_fraction > 0.95)
+    /* 0.95 with room for the sum's rounding: 0.9 + 0.05 is 0.9500000000000001
+     * in binary floating point, and is meant as 0.95 */
+    if (sp->validation_fraction + sp->test_fraction > 0.95 + 1e-9)
         return svc__fail(e, SVC_EINVAL, "validation_fraction",
                          "'validation_fraction' + 'test_fraction' is %g; at most 0.95, so rows "
                          "are left to train on",

@@ -70,6 +70,7 @@ START_TEST(bad_values_name_the_key_path)
     bad("\"validation_fraction\":0.91", "validation_fraction", NULL);
     bad("\"validation_fraction\":\"0.1\"", "validation_fraction", "number");
     bad("\"validation_fraction\":0.5,\"test_fraction\":0.5", "validation_fraction", "0.95");
+    bad("\"validation_fraction\":0.051,\"test_fraction\":0.9", "validation_fraction", "0.95");
     /* task loss options live in the task's object */
     h_resp r;
     const char *t1 = "{\"algorithm\":\"multitask\",\"tasks\":[{\"task\":\"salary\",\"loss\":\"hinge\"}]}";
@@ -90,12 +91,18 @@ START_TEST(bad_values_name_the_key_path)
     json_decref(l);
     /* what each kind records is taken (cancelled at once: only the 202 matters) */
     const char *const fit[] = {"salary.mse", "salary.r2", "remote.macro_f1", "salary.loss"};
+    /* and splits summing to exactly 0.95 whatever the float sum rounds to
+     * (0.9 + 0.05 is 0.9500000000000001 and was refused) */
+    const char *const split[] = {"\"validation_fraction\":0.05,\"test_fraction\":0.9",
+                                 "\"validation_fraction\":0.9,\"test_fraction\":0.05",
+                                 "\"validation_fraction\":0.5,\"test_fraction\":0.45",
+                                 "\"validation_fraction\":0.1"};
     for (size_t i = 0; i < sizeof fit / sizeof fit[0]; i++) {
-        char spec[256];
+        char spec[320];
         snprintf(spec, sizeof spec,
                  "{\"algorithm\":\"multitask\",\"tasks\":[\"salary\",\"remote\"],\"epochs\":1,"
-                 "\"early_stopping\":{\"metric\":\"%s\"}}",
-                 fit[i]);
+                 "\"early_stopping\":{\"metric\":\"%s\"},%s}",
+                 fit[i], split[i]);
         long long id = h_submit(&P, spec);
         char path[64];
         snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", id);
