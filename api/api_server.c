@@ -875,16 +875,17 @@ api_server *api_start(const api_config *cfg, svc *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the event-stream ticker thread");
         goto fail;
     }
+    /* The logger first: libmicrohttpd warns (through its default logger)
+     * about any option parsed before it, at every start. */
     a->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_ARRAY, listen_opt,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 4),
+        flags, 0, NULL, NULL, &on_request, a, MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL,
+        MHD_OPTION_ARRAY, listen_opt, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 4),
         MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections + margin,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_TIMEOUT,
         a->cfg.connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, a, MHD_OPTION_UNESCAPE_CALLBACK,
         &unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, a,
-        MHD_OPTION_EXTERNAL_LOGGER, &mhd_logger, NULL, MHD_OPTION_URI_LOG_CALLBACK, &on_uri,
-        a, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, &on_uri, a, MHD_OPTION_END);
     if (!a->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)", where);
         goto fail;
