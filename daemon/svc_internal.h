@@ -82,6 +82,9 @@ int svc__fail(svc_error *e, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Maps a store error to an svc error with a message naming what. */
 int svc__store_fail(svc_error *e, int rc, const char *what, const char *key);
+/* The job a URL key names (a positive id); SVC_ENOTFOUND otherwise. The
+ * caller clears *out. */
+int svc__find_job(svc *s, const char *key, store_job *out, svc_error *e);
 
 /* Names: 1..64 chars of [A-Za-z0-9_.-], starting with a letter (so a name is
  * never mistaken for a numeric id). */
@@ -169,6 +172,8 @@ int svc__spec_parse(json_t *spec, svc__spec *out, svc_error *e);
  * metric names no task. */
 int svc__spec_es_fits_kind(const svc__spec *sp, const char *kind, svc_error *e);
 const char *svc__algorithm_name(svc__algorithm a);
+/* The algorithm a name (as in a spec) names; 0 if none. */
+int svc__algorithm_from_name(const char *name, svc__algorithm *out);
 /* The architecture a spec describes (trunk, activation, dropout, layer
  * norm, towers, mixture) into *ms, leaving n_in and the tasks' kinds and
  * widths to the caller: the runner and predict build the same model. */

@@ -99,7 +99,7 @@ static void add_live(svc *s, json_t *o, const store_job *j)
     json_object_set_new(o, "eta_seconds", known ? json_real(eta) : json_null());
 }
 
-static int find_job(svc *s, const char *key, store_job *out, svc_error *e)
+int svc__find_job(svc *s, const char *key, store_job *out, svc_error *e)
 {
     char *end = NULL;
     long long id = strtoll(key, &end, 10);
@@ -249,7 +249,7 @@ int svc_job_list(svc *s, const char *state, json_t **out, svc_error *e)
 int svc_job_get(svc *s, const char *key, json_t **out, svc_error *e)
 {
     store_job j = {0};
-    int rc = find_job(s, key, &j, e);
+    int rc = svc__find_job(s, key, &j, e);
     if (rc != SVC_OK)
         return rc;
     *out = svc__job_json(&j);
@@ -270,7 +270,7 @@ static int is_running_here(svc *s, int64_t id)
 int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
 {
     store_job j = {0};
-    int rc = find_job(s, key, &j, e);
+    int rc = svc__find_job(s, key, &j, e);
     if (rc != SVC_OK)
         return rc;
     int64_t id = j.id;
@@ -326,7 +326,7 @@ int svc_job_cancel(svc *s, const char *key, json_t **out, svc_error *e)
 int svc_job_delete(svc *s, const char *key, svc_error *e)
 {
     store_job j = {0};
-    int rc = find_job(s, key, &j, e);
+    int rc = svc__find_job(s, key, &j, e);
     if (rc != SVC_OK)
         return rc;
     if (!is_terminal(j.state)) {
@@ -353,7 +353,7 @@ int svc_job_delete(svc *s, const char *key, svc_error *e)
 int svc_job_metrics(svc *s, const char *key, int64_t since, json_t **out, svc_error *e)
 {
     store_job j = {0};
-    int rc = find_job(s, key, &j, e);
+    int rc = svc__find_job(s, key, &j, e);
     if (rc != SVC_OK)
         return rc;
     store_metric *m = NULL;
@@ -397,7 +397,7 @@ static long best_index(const store_checkpoint *cs, size_t n)
 int svc_job_checkpoints(svc *s, const char *key, json_t **out, svc_error *e)
 {
     store_job j = {0};
-    int rc = find_job(s, key, &j, e);
+    int rc = svc__find_job(s, key, &j, e);
     if (rc != SVC_OK)
         return rc;
     store_checkpoint *cs = NULL;
@@ -423,7 +423,7 @@ int svc_job_checkpoint_file_which(svc *s, const char *key, const char *which, ch
                                   size_t pathlen, int64_t *bytes, svc_error *e)
 {
     store_job j = {0};
-    int rc = find_job(s, key, &j, e);
+    int rc = svc__find_job(s, key, &j, e);
     if (rc != SVC_OK)
         return rc;
     store_checkpoint *cs = NULL;

@@ -363,20 +363,16 @@ static int checkpoint_which(json_t *req, char *which, size_t n, svc_error *e)
  * is left to the lookup after, which words that error. */
 static int refuse_meta(svc *s, const char *key, svc_error *e)
 {
-    char *end = NULL;
-    long long id = strtoll(key, &end, 10);
     store_job j = {0};
-    if (!key[0] || *end || id <= 0 || store_job_get(s->db, id, &j) != STORE_OK)
+    svc_error ignored;
+    if (svc__find_job(s, key, &j, &ignored) != SVC_OK)
         return SVC_OK;
     json_t *spec = j.spec ? json_loads(j.spec, 0, NULL) : NULL;
     store_job_clear(&j);
     const char *alg = json_string_value(json_object_get(spec, "algorithm"));
-    int meta = 0;
-    for (int a = SVC_ALG_MULTITASK; alg && a <= SVC_ALG_FINETUNE; a++)
-        if (svc__is_meta((svc__algorithm)a) && !strcmp(alg, svc__algorithm_name((svc__algorithm)a)))
-            meta = 1;
+    svc__algorithm a;
     int rc = SVC_OK;
-    if (meta)
+    if (svc__algorithm_from_name(alg, &a) && svc__is_meta(a))
         rc = svc__fail(e, SVC_EINVAL, NULL,
                        "job %s is a meta-learning job (%s): its model is adapted to a task "
                        "before it predicts; send a support set with labels and the query rows "

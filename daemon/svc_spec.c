@@ -52,14 +52,20 @@ static int apply_name(svc__spec *sp, json_t *v, const char *path, svc_error *e)
     return SVC_OK;
 }
 
+int svc__algorithm_from_name(const char *name, svc__algorithm *out)
+{
+    for (size_t i = 0; name && i < sizeof alg_names / sizeof alg_names[0]; i++)
+        if (strcmp(name, alg_names[i]) == 0) {
+            *out = (svc__algorithm)i;
+            return 1;
+        }
+    return 0;
+}
+
 static int apply_algorithm(svc__spec *sp, json_t *v, const char *path, svc_error *e)
 {
-    const char *a = json_string_value(v);
-    for (size_t i = 0; i < sizeof alg_names / sizeof alg_names[0]; i++)
-        if (strcmp(a, alg_names[i]) == 0) {
-            sp->algorithm = (svc__algorithm)i;
-            return SVC_OK;
-        }
+    if (svc__algorithm_from_name(json_string_value(v), &sp->algorithm))
+        return SVC_OK;
     return svc__fail(e, SVC_EINVAL, path,
                      "'%s' must be one of multitask, maml, fomaml, reptile, anil, metasgd, "
                      "protonet, finetune", path);
