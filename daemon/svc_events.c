@@ -311,10 +311,11 @@ static void set_event(svc_event *ev, int64_t id, const char *type, char *data, i
     ev->final = final;
 }
 
-/* The state (and progress) of a stored job as snapshot events; the progress
- * figures are the job view's (view: svc_job_get's, live while it runs), so
- * a stream starts where GET /v1/jobs/{id} stands, its eta included. */
-static int snapshot(svc_watch *w, const store_job *j, json_t *view)
+/* The state (and progress) of a stored job as snapshot events; a running
+ * job's progress figures are the live ones GET /v1/jobs/{id} shows
+ * (svc__live_figures), so a stream starts where the job view stands, its
+ * eta included. */
+static int snapshot(svc *s, svc_watch *w, const store_job *j)
 {
     int final = is_final(j->state);
     json_t *st = state_json(j->state, j->error_code, j->error_message);
@@ -324,15 +325,15 @@ static int snapshot(svc_watch *w, const store_job *j, json_t *view)
     }
     set_event(&w->snap[w->n_snap++], 0, "state", dump(st), final);
     if (!final) {
-        json_t *vs = json_object_get(view, "step"), *vn = json_object_get(view, "steps");
-        json_t *vp = json_object_get(view, "progress"), *ve = json_object_get(view, "eta_seconds");
-        json_t *p = json_pack(
-            "{s:I,s:I,s:f,s:o,s:o}", "step",
-            json_is_integer(vs) ? json_integer_value(vs) : (json_int_t)j->step, "steps",
-            json_is_integer(vn) ? json_integer_value(vn) : (json_int_t)j->steps, "progress",
-            json_is_number(vp) ? json_number_value(vp) : j->progress, "eta",
-            json_is_number(ve) ? json_real(json_number_value(ve)) : json_null(), "eta_seconds",
-            json_is_number(ve) ? json_real(json_number_value(ve)) : json_null());
+        json_t *p = json_pack("{s:I,s:I,s:f}", "step", (json_int_t)j->step, "steps",
+                              (json_int_t)j->steps, "progress", j->progress);
+        double eta = NAN;
+        if (p && !strcmp(j->state, "running") && !svc__live_figures(s, j->id, p, &eta))
+            eta = NAN;
+        if (p) {
+            json_object_set_new(p, "eta", num_or_null(eta));
+            json_object_set_new(p, "eta_seconds", num_or_null(eta));
+        }
         set_event(&w->snap[w->n_snap++], 0, "progress", dump(p), 0);
     }
     return w->snap[0].data ? 0 : -1;
@@ -390,13 +391,7 @@ int svc_events_watch(svc *s, const char *key, int64_t last_id, int max_watchers,
      * between is missed (at worst it is seen twice: as snapshot and event). */
     if (with_snapshot) {
         store_job_clear(&j);
-        json_t *view = NULL;
-        svc_error ve = {0};
-        if (svc_job_get(s, key, &view, &ve) != SVC_OK)
-            view = NULL; /* the stored figures serve */
-        int bad = store_job_get(s->db, id, &j) != STORE_OK || snapshot(w, &j, view) != 0;
-        json_decref(view);
-        if (bad) {
+        if (store_job_get(s->db, id, &j) != STORE_OK || snapshot(s, w, &j) != 0) {
             svc_events_unwatch(w);
             w = NULL;
             rc = svc__fail(e, SVC_ENOMEM, NULL, "cannot read job %s", key);
