@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "daemon/blas_pick.h"
+#include "engine/blas_core.h"
 #include "engine/blas_threads.h"
 #include "engine/mtl.h"
 #include "engine/optim.h"
@@ -171,7 +172,7 @@ int main(int argc, char **argv)
     eng_blas_set_threads(threads);
     printf("# bench_engine threads=%d seconds=%.1f clock=%s blas_core=%s%s%s%s%s\n", threads,
            seconds, bench_clock == CLOCK_MONOTONIC ? "wall" : "cpu",
-           mtld_blas_core(), *mtld_blas_replaced() ? " (OpenBLAS chose " : "",
+           eng_blas_core(), *mtld_blas_replaced() ? " (OpenBLAS chose " : "",
            mtld_blas_replaced(), *mtld_blas_replaced() ? ")" : "",
 #ifdef ENG_GEMM_TIMING
            " (gemm-timed build)"

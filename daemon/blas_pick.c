@@ -47,11 +47,6 @@ void mtld_blas_pick(char **argv)
     unsetenv(PICKED_ENV);
 }
 
-const char *mtld_blas_core(void)
-{
-    return eng_blas_core();
-}
-
 const char *mtld_blas_replaced(void)
 {
     return replaced;

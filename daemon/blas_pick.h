@@ -19,9 +19,8 @@
 /* Re-executes with a better kernel set, or returns. */
 void mtld_blas_pick(char **argv);
 
-/* For the start log line: the kernel set in use, and the one OpenBLAS had
- * chosen itself when mtld replaced it ("" if it did not). */
-const char *mtld_blas_core(void);
+/* For the start log line: the kernel set OpenBLAS had chosen itself when
+ * mtld replaced it ("" if it did not; the one in use is eng_blas_core()). */
 const char *mtld_blas_replaced(void);
 
 #endif

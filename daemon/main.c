@@ -33,6 +33,7 @@
 #include "daemon/sd.h"
 #include "daemon/svc.h"
 #include "daemon/svc_log.h"
+#include "engine/blas_core.h"
 #include "engine/blas_threads.h"
 
 
@@ -257,9 +258,9 @@ int main(int argc, char **argv)
         svc_log(SVC_LOG_INFO, "blas_core",
                 "core=%s replaced=%s reason=\"OpenBLAS did not recognise this CPU and fell back "
                 "to older kernels; set OPENBLAS_CORETYPE to choose\"",
-                mtld_blas_core(), mtld_blas_replaced());
+                eng_blas_core(), mtld_blas_replaced());
     else
-        svc_log(SVC_LOG_INFO, "blas_core", "core=%s", mtld_blas_core());
+        svc_log(SVC_LOG_INFO, "blas_core", "core=%s", eng_blas_core());
 
     notify_state ns = {(double)cfg.status_interval, 0, 0, 0, 0};
     uint64_t wd_usec = mtld_sd_watchdog_usec();
