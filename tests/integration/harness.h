@@ -82,7 +82,8 @@ h_resumed h_run_resumed(mtld_proc *p, const char *dir, const char *spec, long lo
  * results.memory (the process's resident bytes), which it deletes from both. */
 void h_expect_same_results(json_t *ja, json_t *jb);
 /* Asserts that jobs a and b have equal metric series (GET .../metrics), every
- * value to the last bit. */
+ * value to the last bit, and that a's records each (step, task, split,
+ * name) once (a resume that re-recorded a step would show twice). */
 void h_expect_same_metrics(const mtld_proc *p, long long a, long long b);
 
 /* Uploads data/stackoverflow/stackoverflow.csv as dataset "so" and defines

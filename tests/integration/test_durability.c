@@ -181,26 +181,6 @@ static void same_weights(mtld_proc *p, long long a, long long b)
     h_resp_free(&rb);
 }
 
-/* Each (step, task, split, name) of a metrics series appears once. */
-static void no_duplicate_steps(json_t *m)
-{
-    json_t *seen = json_object(), *e;
-    size_t i;
-    json_array_foreach(json_object_get(m, "metrics"), i, e)
-    {
-        char key[256];
-        snprintf(key, sizeof key, "%lld/%s/%s/%s",
-                 (long long)json_integer_value(json_object_get(e, "step")),
-                 json_string_value(json_object_get(e, "task")),
-                 json_string_value(json_object_get(e, "split")),
-                 json_string_value(json_object_get(e, "name")));
-        ck_assert_msg(!json_object_get(seen, key), "metric %s recorded twice", key);
-        json_object_set_new(seen, key, json_true());
-    }
-    ck_assert_int_gt((long)json_object_size(seen), 0);
-    json_decref(seen);
-}
-
 static int log_has(const char *path, const char *needle)
 {
     size_t len = 0;
@@ -237,17 +217,8 @@ static void check_resume(int sig)
     ck_assert_str_eq(json_string_value(json_object_get(jb, "state")), "succeeded");
     h_expect_same_results(ja, jb);
 
-    char pa[64], pb[64];
-    snprintf(pa, sizeof pa, "/v1/jobs/%lld/metrics", a);
-    snprintf(pb, sizeof pb, "/v1/jobs/%lld/metrics", b);
-    json_t *ma = h_get_json(&p, pa, 200), *mb = h_get_json(&p, pb, 200);
-    no_duplicate_steps(ma);
-    /* the same series, values to the last bit (reals go out with 17 digits):
-     * no step missing either */
-    ck_assert_msg(json_equal(ma, mb), "metric series differ after resume");
+    h_expect_same_metrics(&p, a, b);
     same_weights(&p, a, b);
-    json_decref(ma);
-    json_decref(mb);
     json_decref(ja);
     json_decref(jb);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
@@ -273,9 +244,7 @@ START_TEST(job_stopped_in_its_baselines_records_test_once)
         "\"baselines\":true}";
     mtld_proc p;
     h_start_so(&p, DIR_, sizeof DIR_);
-    json_t *s = h_post_json(&p, "/v1/jobs", spec, 202);
-    long long a = json_integer_value(json_object_get(s, "id"));
-    json_decref(s);
+    long long a = h_submit(&p, spec);
     /* the multi-task training is done (step == steps) and the job still
      * runs: it is training the baselines, its test figures recorded */
     char path[64];
@@ -298,23 +267,11 @@ START_TEST(job_stopped_in_its_baselines_records_test_once)
     h_start(&p, DIR_, NULL);
     json_t *ja = h_wait_job(&p, a, 300);
     ck_assert_str_eq(json_string_value(json_object_get(ja, "state")), "succeeded");
-    s = h_post_json(&p, "/v1/jobs", spec, 202);
-    long long b = json_integer_value(json_object_get(s, "id"));
-    json_decref(s);
+    long long b = h_submit(&p, spec);
     json_t *jb = h_wait_job(&p, b, 300);
     ck_assert_str_eq(json_string_value(json_object_get(jb, "state")), "succeeded");
-    json_object_del(json_object_get(ja, "results"), "memory");
-    json_object_del(json_object_get(jb, "results"), "memory");
-    ck_assert_msg(json_equal(json_object_get(ja, "results"), json_object_get(jb, "results")),
-                  "results differ after a stop in the baselines");
-    char pa[64], pb[64];
-    snprintf(pa, sizeof pa, "/v1/jobs/%lld/metrics", a);
-    snprintf(pb, sizeof pb, "/v1/jobs/%lld/metrics", b);
-    json_t *ma = h_get_json(&p, pa, 200), *mb = h_get_json(&p, pb, 200);
-    no_duplicate_steps(ma);
-    ck_assert_msg(json_equal(ma, mb), "metric series differ after a stop in the baselines");
-    json_decref(ma);
-    json_decref(mb);
+    h_expect_same_results(ja, jb);
+    h_expect_same_metrics(&p, a, b);
     json_decref(ja);
     json_decref(jb);
     ck_assert_int_eq(h_stop(&p, SIGTERM), 0);
