@@ -141,63 +141,61 @@ typedef struct {
     int counted;
 } conn_ctx;
 
-/* How a request says where its body ends: its Content-Length and
- * Transfer-Encoding header lines. libmicrohttpd reads the first
- * Content-Length and ignores the rest, so "Content-Length: 10" then
- * "Content-Length: 2" with a 2-byte body would wait for 8 bytes that never
- * come (until --connection-timeout); a Transfer-Encoding other than chunked
- * ("gzip") hangs the same way. A request that says its length twice, or
- * both ways, or in a coding we do not read, has not said it (RFC 9112 §6.1,
- * §6.3): it is refused at its headers and the connection closed.
- * "Chunked" is judged on the value exactly as libmicrohttpd compares it: it
- * takes only the bare token (any case), so "chunked " with a trailing blank
- * is not chunked to it and would hang as "gzip" does; here it is therefore
- * not chunked either, and nothing is trimmed. */
-typedef struct {
-    int n_cl, n_te;
-    int te_other;      /* a Transfer-Encoding that is not exactly "chunked" */
-    char te[48];
-} framing;
+/* Headers a request may carry at most once, counted in one pass over its
+ * header lines (case-insensitive names). libmicrohttpd hands over the first
+ * of several and ignores the rest:
+ *  - Content-Length / Transfer-Encoding say where the body ends:
+ *    "Content-Length: 10" then "Content-Length: 2" with a 2-byte body would
+ *    wait for 8 bytes that never come (until --connection-timeout); a
+ *    Transfer-Encoding other than chunked ("gzip") hangs the same way. A
+ *    request that says its length twice, or both ways, or in a coding we do
+ *    not read, has not said it (RFC 9112 §6.1, §6.3): it is refused at its
+ *    headers and the connection closed. "Chunked" is judged on the value
+ *    exactly as libmicrohttpd compares it: it takes only the bare token (any
+ *    case), so "chunked " with a trailing blank is not chunked to it and
+ *    would hang as "gzip" does; here it is therefore not chunked either, and
+ *    nothing is trimmed.
+ *  - Idempotency-Key / Last-Event-ID name one thing: "Idempotency-Key: a"
+ *    then "Idempotency-Key: b" silently meant a (and a stream resumed after
+ *    whichever Last-Event-ID came first).
+ * Two of any of them is a 400 naming the header, the connection closed. */
+enum { H_CL, H_TE, H_IDEM, H_LAST_EVENT, H_ONCE };
+static const struct {
+    const char *name;
+    const char *hint; /* after "send one" */
+} once_headers[H_ONCE] = {
+    [H_CL] = {MHD_HTTP_HEADER_CONTENT_LENGTH, ""},
+    [H_TE] = {MHD_HTTP_HEADER_TRANSFER_ENCODING, " (Transfer-Encoding: chunked) or none"},
+    [H_IDEM] = {"Idempotency-Key", ""},
+    [H_LAST_EVENT] = {"Last-Event-ID", ""},
+};
 
-static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+typedef struct {
+    int n[H_ONCE];     /* header lines of each once_headers name */
+    int te_other;      /* a Transfer-Encoding that is not exactly "chunked" */
+    char te[48];       /* the first Transfer-Encoding, for the message */
+} once_count;
+
+static enum MHD_Result count_once(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
 {
     (void)kind;
-    framing *f = cls;
-    if (key && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
-        f->n_cl++;
-    if (key && !strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-        const char *v = value ? value : "";
-        if (f->n_te++ == 0)
-            snprintf(f->te, sizeof f->te, "%s", v);
-        if (strcasecmp(v, "chunked") != 0)
-            f->te_other = 1;
+    once_count *o = cls;
+    for (int i = 0; key && i < H_ONCE; i++) {
+        if (strcasecmp(key, once_headers[i].name) != 0)
+            continue;
+        if (i == H_TE) {
+            const char *v = value ? value : "";
+            if (o->n[i] == 0)
+                snprintf(o->te, sizeof o->te, "%s", v);
+            if (strcasecmp(v, "chunked") != 0)
+                o->te_other = 1;
+        }
+        o->n[i]++;
+        break;
     }
     return MHD_YES;
 }
-
-/* How many header lines named key (case-insensitive) a request has. */
-typedef struct {
-    const char *key;
-    int n;
-} header_count;
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    (void)kind;
-    (void)value;
-    header_count *h = cls;
-    if (key && !strcasecmp(key, h->key))
-        h->n++;
-    return MHD_YES;
-}
-
-/* Headers that name one thing and so are read once: libmicrohttpd hands
- * over the first of several, so "Idempotency-Key: a" then "Idempotency-Key:
- * b" silently meant a (and a stream resumed after whichever Last-Event-ID
- * came first). Two of them are refused as two Content-Lengths are. */
-static const char *const once_headers[] = {"Idempotency-Key", "Last-Event-ID"};
 
 static enum MHD_Result sum_kv(void *cls, enum MHD_ValueKind kind, const char *key,
                               const char *value)
@@ -304,42 +302,28 @@ static enum MHD_Result begin(struct api_server *a, struct MHD_Connection *c, con
                                 "(max_header_bytes)",
                                 a->cfg.max_header_bytes);
     }
-    framing fr = {0, 0, 0, ""};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_framing, &fr);
-    if (fr.n_cl > 1 || fr.n_te > 0) /* where this body ends is not known: read no more */
-        r->close_after = 1;
-    if (fr.n_cl > 1)
-        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Content-Length",
-                                "the request has %d Content-Length headers; send one",
-                                fr.n_cl);
-    if (fr.n_te > 1)
-        return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
-                                "the request has %d Transfer-Encoding headers; send one "
-                                "(Transfer-Encoding: chunked) or none",
-                                fr.n_te);
-    if (fr.te_other)
+    once_count oc = {{0}, 0, ""};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_once, &oc);
+    for (int i = 0; i < H_ONCE; i++)
+        if (oc.n[i] > 1) {
+            r->close_after = 1; /* refused before its body: read none of it */
+            return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", once_headers[i].name,
+                                    "the request has %d %s headers; send one%s", oc.n[i],
+                                    once_headers[i].name, once_headers[i].hint);
+        }
+    if (oc.te_other || (oc.n[H_TE] && oc.n[H_CL]))
+        r->close_after = 1; /* where this body ends is not known: read no more */
+    if (oc.te_other)
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
                                 "Transfer-Encoding '%s' is not read here: send the body as it "
                                 "is or say exactly 'Transfer-Encoding: chunked' (no other "
                                 "coding, no blanks after it; a gzip upload says "
                                 "Content-Encoding: gzip)",
-                                fr.te);
-    if (fr.n_te && fr.n_cl)
+                                oc.te);
+    if (oc.n[H_TE] && oc.n[H_CL])
         return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", "Transfer-Encoding",
                                 "the request has both Transfer-Encoding and Content-Length; "
                                 "send one");
-    if (fr.n_te)
-        r->close_after = 0; /* a plain chunked body: nothing wrong */
-    for (size_t i = 0; i < sizeof once_headers / sizeof once_headers[0]; i++) {
-        header_count hc = {once_headers[i], 0};
-        MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hc);
-        if (hc.n > 1) {
-            r->close_after = 1; /* refused before its body: read none of it */
-            return api__reply_error(c, MHD_HTTP_BAD_REQUEST, "invalid", once_headers[i],
-                                    "the request has %d %s headers; send one", hc.n,
-                                    once_headers[i]);
-        }
-    }
     char params[API__MAX_PARAMS][160] = {{0}};
     for (size_t i = 0; i < api__n_routes; i++) {
         if (!match(api__routes[i].pattern, url, params))
